@@ -1,0 +1,24 @@
+// metallic: the command-line front end. Library errors end here as "error: ..." and a non-zero exit.
+#include <cstdio>
+#include <exception>
+
+#include "command.h"
+#include "metallic/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"metallic: LLM inference on CUDA and CPU"};
+  app.require_subcommand(1);
+  metallic::cli::add_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const metallic::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
