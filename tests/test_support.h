@@ -16,6 +16,11 @@
 #include "metallic/core/device.h"
 #include "metallic/core/error.h"
 
+namespace metallic {
+/// Prints a device in test names and failure messages.
+inline void PrintTo(const Device& device, std::ostream* os) { *os << device.to_string(); }
+}  // namespace metallic
+
 namespace metallic::test {
 
 /// Path of `relative` inside the shared fixture folder (env METALLIC_SHARED, default ../shared).
