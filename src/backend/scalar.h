@@ -20,7 +20,7 @@ using compute_t = std::conditional_t<std::is_same_v<T, double>, double,
 
 /// Widens a stored value to its compute type.
 template <class T>
-MTL_HOST_DEVICE compute_t<T> load(T v) {
+MTL_HOST_DEVICE inline compute_t<T> load(T v) {
   if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>)
     return static_cast<float>(v);
   else

@@ -10,7 +10,7 @@
 namespace metallic {
 
 /// Bits of a float, without undefined behaviour on host or device.
-MTL_HOST_DEVICE uint32_t float_bits(float f) {
+MTL_HOST_DEVICE inline uint32_t float_bits(float f) {
 #if defined(__CUDA_ARCH__)
   return __float_as_uint(f);
 #else
@@ -21,7 +21,7 @@ MTL_HOST_DEVICE uint32_t float_bits(float f) {
 }
 
 /// The float with bits `u`.
-MTL_HOST_DEVICE float bits_float(uint32_t u) {
+MTL_HOST_DEVICE inline float bits_float(uint32_t u) {
 #if defined(__CUDA_ARCH__)
   return __uint_as_float(u);
 #else
@@ -32,7 +32,7 @@ MTL_HOST_DEVICE float bits_float(uint32_t u) {
 }
 
 /// binary16 bits to float (exact).
-MTL_HOST_DEVICE float f16_to_f32(uint16_t h) {
+MTL_HOST_DEVICE inline float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;
   uint32_t mant = h & 0x3ffu;
@@ -45,7 +45,7 @@ MTL_HOST_DEVICE float f16_to_f32(uint16_t h) {
 }
 
 /// float to binary16 bits, rounding to nearest even; overflow gives Inf, NaN stays NaN.
-MTL_HOST_DEVICE uint16_t f32_to_f16(float f) {
+MTL_HOST_DEVICE inline uint16_t f32_to_f16(float f) {
   const uint32_t u = float_bits(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t abs = u & 0x7fffffffu;
@@ -71,10 +71,10 @@ MTL_HOST_DEVICE uint16_t f32_to_f16(float f) {
 }
 
 /// bfloat16 bits to float (exact).
-MTL_HOST_DEVICE float bf16_to_f32(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }
+MTL_HOST_DEVICE inline float bf16_to_f32(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }
 
 /// float to bfloat16 bits, rounding to nearest even; NaN stays a quiet NaN.
-MTL_HOST_DEVICE uint16_t f32_to_bf16(float f) {
+MTL_HOST_DEVICE inline uint16_t f32_to_bf16(float f) {
   const uint32_t u = float_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
