@@ -23,7 +23,6 @@ static_assert(std::endian::native == std::endian::little, "the reader copies lit
 namespace {
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
-constexpr uint64_t kDefaultAlignment = 32;
 // Arrays nest only a level or two in practice; the bound keeps hostile nesting from exhausting the stack.
 constexpr int kMaxArrayDepth = 8;
 constexpr uint32_t kMaxDims = 4;
