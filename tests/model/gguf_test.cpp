@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -507,6 +509,34 @@ TEST(GgufWriter, WritesFiles) {
   EXPECT_EQ(f.tensor("b").offset, 64u);
   EXPECT_EQ(read_all(path), w.to_bytes());
   std::filesystem::remove(path);
+}
+
+// `metallic inspect` prints the header, summarised arrays and the tensor table; bad files exit non-zero.
+std::string run_tool(const std::string& args, int& status) {
+  const char* tool = std::getenv("METALLIC_TOOL");
+  std::string out;
+  if (!tool) return out;
+  std::FILE* pipe = popen((std::string(tool) + " " + args + " 2>&1").c_str(), "r");
+  if (!pipe) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  status = pclose(pipe);
+  return out;
+}
+
+TEST(GgufInspect, PrintsSummary) {
+  if (!std::getenv("METALLIC_TOOL")) GTEST_SKIP() << "METALLIC_TOOL not set";
+  int status = -1;
+  const std::string path = test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-q8_0.gguf").string();
+  const std::string out = run_tool("inspect " + path, status);
+  EXPECT_EQ(status, 0) << out;
+  for (const char* needle : {"version: 3", "alignment: 32", "[string x 512]", "[i32 x 512]", "tensors (26)",
+                             "token_embd.weight", "q8_0", "[64, 512]", "34816"})
+    EXPECT_NE(out.find(needle), std::string::npos) << needle << "\n" << out;
+  const std::string bad = run_tool("inspect /nonexistent/file.gguf", status);
+  EXPECT_NE(status, 0);
+  EXPECT_EQ(bad.rfind("error: ", 0), 0u) << bad;
 }
 
 }  // namespace
