@@ -15,6 +15,7 @@ std::shared_ptr<Buffer> Buffer::allocate(const std::shared_ptr<Context>& context
   b->context_ = context;
   b->size_ = bytes;
   b->owned_ = true;
+  context->track_allocation(static_cast<int64_t>(bytes));
   return b;
 }
 

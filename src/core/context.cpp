@@ -23,6 +23,13 @@ Context::~Context() {
   backend::runtime(device_.type).destroy_handles(device_, *native_);
 }
 
+void Context::track_allocation(int64_t delta) {
+  const int64_t now = allocated_.fetch_add(delta) + delta;
+  int64_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
+}
+
 void Context::synchronize() const { backend::runtime(device_.type).synchronize(*native_); }
 
 }  // namespace metallic

@@ -14,7 +14,10 @@ MemoryPool::MemoryPool(Context& context, size_t capacity, size_t chunk_bytes)
 
 MemoryPool::~MemoryPool() {
   const auto& rt = backend::runtime(context_.device().type);
-  for (const Chunk& c : chunks_) rt.deallocate(context_.device(), c.data, context_.native().stream);
+  for (const Chunk& c : chunks_) {
+    rt.deallocate(context_.device(), c.data, context_.native().stream);
+    context_.track_allocation(-static_cast<int64_t>(c.size));
+  }
 }
 
 std::shared_ptr<Buffer> MemoryPool::allocate(size_t bytes) {
@@ -34,6 +37,7 @@ std::shared_ptr<Buffer> MemoryPool::allocate(size_t bytes) {
     void* data =
         backend::runtime(context_.device().type).allocate(context_.device(), want, context_.native().stream);
     chunks_.push_back({data, want});
+    context_.track_allocation(static_cast<int64_t>(want));
     reserved_ += want;
   }
   void* p = static_cast<char*>(chunks_[chunk_].data) + offset_;

@@ -1,7 +1,9 @@
 // The per-device owner of streams, library handles, the memory pool and the resource cache.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "metallic/core/device.h"
@@ -38,6 +40,12 @@ class Context : public std::enable_shared_from_this<Context> {
   ResourceCache& cache() { return *cache_; }
   /// Waits for all work queued on this context's stream.
   void synchronize() const;
+  /// Bytes of device memory this context holds now (tensors and pool chunks).
+  int64_t allocated_bytes() const { return allocated_.load(); }
+  /// Most bytes this context ever held at once.
+  int64_t peak_allocated_bytes() const { return peak_.load(); }
+  /// Records an allocation (positive) or a release (negative) of device memory; for Buffer and MemoryPool.
+  void track_allocation(int64_t delta);
   /// Backend handles (stream, cuBLAS); for backend code only.
   const backend::NativeHandles& native() const { return *native_; }
 
@@ -48,6 +56,7 @@ class Context : public std::enable_shared_from_this<Context> {
   std::unique_ptr<backend::NativeHandles> native_;
   std::unique_ptr<MemoryPool> pool_;
   std::unique_ptr<ResourceCache> cache_;
+  std::atomic<int64_t> allocated_{0}, peak_{0};
 };
 
 }  // namespace metallic

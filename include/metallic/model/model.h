@@ -1,0 +1,67 @@
+// A decoder-only transformer (Llama and Qwen2 families) loaded from GGUF, and its forward pass.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "metallic/core/tensor.h"
+#include "metallic/model/config.h"
+#include "metallic/model/gguf.h"
+#include "metallic/model/kv_cache.h"
+
+namespace metallic {
+
+/// Called while weights load with the bytes done so far and the total.
+using LoadProgress = std::function<void(int64_t done, int64_t total)>;
+
+/// Weights of one transformer block.
+struct LayerWeights {
+  Tensor attn_norm, wq, wk, wv, wo, bq, bk, bv;
+  Tensor ffn_norm, w_gate, w_up, w_down;
+};
+
+/// A loaded model: configuration, weights on one device, and the forward pass. Weights keep their GGUF
+/// type (quantized ones stay quantized in device memory; the matmul kernels dequantize them).
+class Model {
+ public:
+  /// Loads the GGUF file at `path` onto `context`'s device.
+  static std::shared_ptr<Model> load(const std::string& path, const std::shared_ptr<Context>& context,
+                                     const LoadProgress& progress = {});
+  /// Loads an already parsed file (kept alive by the model).
+  static std::shared_ptr<Model> load(std::shared_ptr<const gguf::File> file, const std::shared_ptr<Context>& context,
+                                     const LoadProgress& progress = {});
+
+  const ModelConfig& config() const { return config_; }
+  /// The parsed file (metadata for the tokenizer and chat template).
+  const gguf::File& file() const { return *file_; }
+  const std::shared_ptr<Context>& context() const { return context_; }
+  /// Bytes of weights on the device.
+  int64_t weight_bytes() const { return weight_bytes_; }
+  /// Number of weight elements.
+  int64_t parameter_count() const { return parameters_; }
+  /// A KV cache for `capacity` positions in this model's shape (f16 on CUDA, f32 on the CPU by default).
+  KVCache make_cache(int64_t capacity) const;
+  KVCache make_cache(int64_t capacity, DType dtype) const;
+
+  /// Runs `ids` at positions cache.size() ... and appends them to `cache`. Returns f32 logits
+  /// [ids.size(), n_vocab] when `all_logits`, else [1, n_vocab] for the last position only.
+  /// Ids outside the vocabulary and context overflow raise InvalidArgument.
+  Tensor forward(std::span<const int32_t> ids, KVCache& cache, bool all_logits = false) const;
+
+ private:
+  Model() = default;
+  Tensor embed(std::span<const int32_t> ids) const;
+
+  std::shared_ptr<const gguf::File> file_;
+  std::shared_ptr<Context> context_;
+  ModelConfig config_;
+  Tensor token_embd_, output_norm_, output_, rope_freqs_;
+  std::vector<LayerWeights> layers_;
+  int64_t weight_bytes_ = 0, parameters_ = 0;
+};
+
+}  // namespace metallic

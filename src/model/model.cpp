@@ -1,0 +1,192 @@
+#include "metallic/model/model.h"
+
+#include <algorithm>
+
+#include "metallic/core/context.h"
+#include "metallic/core/error.h"
+#include "metallic/model/quant.h"
+#include "metallic/ops/activations.h"
+#include "metallic/ops/attention.h"
+#include "metallic/ops/copy.h"
+#include "metallic/ops/embedding.h"
+#include "metallic/ops/matmul.h"
+#include "metallic/ops/norms.h"
+#include "metallic/ops/rope.h"
+
+namespace metallic {
+namespace {
+
+// Weight types the matmul kernels compute with; others load but are refused here, by name.
+bool is_matmul_type(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q6_K: return true;
+    default: return false;
+  }
+}
+
+bool is_embedding_op_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
+}
+
+// Copies GGUF tensors to the device (or wraps the mapping on the CPU), checking shapes against the config.
+class WeightLoader {
+ public:
+  WeightLoader(const std::shared_ptr<const gguf::File>& file, const std::shared_ptr<Context>& context,
+               const LoadProgress& progress)
+      : file_(file), context_(context), progress_(progress), host_(Context::create(Device::cpu())) {
+    for (const gguf::TensorInfo& t : file->tensors()) total_ += static_cast<int64_t>(t.bytes);
+  }
+
+  // `dims` in PyTorch order (outermost first); ggml order is its reverse.
+  Tensor matrix(const std::string& name, std::vector<int64_t> dims, bool required = true) {
+    const gguf::TensorInfo* info = file_->find_tensor(name);
+    if (!info) {
+      check(!required, ErrorCode::Format, "model: required tensor '", name, "' is missing");
+      return {};
+    }
+    std::vector<int64_t> want(dims.rbegin(), dims.rend());
+    check(info->dims == want, ErrorCode::Format, "model: tensor '", name, "' has shape ",
+          Dims(std::span<const int64_t>(info->dims)).to_string(), " (ggml order), expected ",
+          Dims(std::span<const int64_t>(want)).to_string());
+    if (dims.size() == 2)
+      check(is_matmul_type(info->dtype), ErrorCode::NotSupported, "model: tensor '", name, "' has type ",
+            metallic::name(info->dtype), ", which the matmul kernels do not support (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
+    // Host view of the mapped bytes, kept alive by the file.
+    auto buffer = Buffer::wrap(host_, const_cast<uint8_t*>(info->data), info->bytes, file_);
+    Tensor host(buffer, 0, Dims(std::span<const int64_t>(dims)), contiguous_strides(Dims(std::span<const int64_t>(dims))),
+                info->dtype);
+    Tensor t = context_->device().is_cpu() ? host : host.to(context_);
+    // Norm gains and biases are computed in f32 whatever their storage type.
+    if (dims.size() == 1 && t.dtype() != DType::F32) {
+      check(!is_quantized(t.dtype()), ErrorCode::NotSupported, "model: 1-D tensor '", name, "' is quantized");
+      t = cast(t, DType::F32);
+    }
+    done_ += static_cast<int64_t>(info->bytes);
+    bytes_ += t.nbytes();
+    parameters_ += t.numel();
+    if (progress_) progress_(done_, total_);
+    return t;
+  }
+
+  int64_t bytes() const { return bytes_; }
+  int64_t parameters() const { return parameters_; }
+
+ private:
+  std::shared_ptr<const gguf::File> file_;
+  std::shared_ptr<Context> context_;
+  LoadProgress progress_;
+  std::shared_ptr<Context> host_;
+  int64_t total_ = 0, done_ = 0, bytes_ = 0, parameters_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<Model> Model::load(const std::string& path, const std::shared_ptr<Context>& context,
+                                   const LoadProgress& progress) {
+  return load(std::make_shared<const gguf::File>(gguf::File::open(path)), context, progress);
+}
+
+std::shared_ptr<Model> Model::load(std::shared_ptr<const gguf::File> file, const std::shared_ptr<Context>& context,
+                                   const LoadProgress& progress) {
+  check(context != nullptr, ErrorCode::InvalidArgument, "model: null context");
+  std::shared_ptr<Model> m(new Model());
+  m->file_ = file;
+  m->context_ = context;
+  m->config_ = ModelConfig::from_gguf(*file);
+  const ModelConfig& c = m->config_;
+  const int64_t q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  WeightLoader w(file, context, progress);
+  m->token_embd_ = w.matrix("token_embd.weight", {c.n_vocab, c.n_embd});
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.attn_norm = w.matrix(p + "attn_norm.weight", {c.n_embd});
+    L.wq = w.matrix(p + "attn_q.weight", {q_dim, c.n_embd});
+    L.wk = w.matrix(p + "attn_k.weight", {kv_dim, c.n_embd});
+    L.wv = w.matrix(p + "attn_v.weight", {kv_dim, c.n_embd});
+    L.wo = w.matrix(p + "attn_output.weight", {c.n_embd, q_dim});
+    L.bq = w.matrix(p + "attn_q.bias", {q_dim}, c.qkv_bias);
+    L.bk = w.matrix(p + "attn_k.bias", {kv_dim}, c.qkv_bias);
+    L.bv = w.matrix(p + "attn_v.bias", {kv_dim}, c.qkv_bias);
+    L.ffn_norm = w.matrix(p + "ffn_norm.weight", {c.n_embd});
+    L.w_gate = w.matrix(p + "ffn_gate.weight", {c.n_ff, c.n_embd});
+    L.w_up = w.matrix(p + "ffn_up.weight", {c.n_ff, c.n_embd});
+    L.w_down = w.matrix(p + "ffn_down.weight", {c.n_embd, c.n_ff});
+    m->layers_.push_back(std::move(L));
+  }
+  m->output_norm_ = w.matrix("output_norm.weight", {c.n_embd});
+  m->output_ = w.matrix("output.weight", {c.n_vocab, c.n_embd}, false);
+  if (!m->output_.defined()) m->output_ = m->token_embd_;  // tied embeddings
+  m->rope_freqs_ = w.matrix("rope_freqs.weight", {c.rope_dims / 2}, false);
+  m->weight_bytes_ = w.bytes();
+  m->parameters_ = w.parameters();
+  return m;
+}
+
+KVCache Model::make_cache(int64_t capacity) const {
+  return make_cache(capacity, context_->device().is_cuda() ? DType::F16 : DType::F32);
+}
+
+KVCache Model::make_cache(int64_t capacity, DType dtype) const { return KVCache(context_, config_, capacity, dtype); }
+
+Tensor Model::embed(std::span<const int32_t> ids) const {
+  const auto n = static_cast<int64_t>(ids.size());
+  if (is_embedding_op_type(token_embd_.dtype()))
+    return embedding(token_embd_, Tensor::from_vector(context_, ids, {n}), DType::F32);
+  // Other block types (e.g. Q4_K, Q6_K tables): decode the few rows needed on the host.
+  const gguf::TensorInfo& info = file_->tensor("token_embd.weight");
+  const int64_t row_bytes = storage_bytes(info.dtype, config_.n_embd);
+  std::vector<float> rows(static_cast<size_t>(n * config_.n_embd));
+  for (int64_t i = 0; i < n; ++i)
+    quant::dequantize(info.dtype, info.data + ids[static_cast<size_t>(i)] * row_bytes,
+                      rows.data() + i * config_.n_embd, config_.n_embd);
+  return Tensor::from_vector(context_, rows, {n, config_.n_embd});
+}
+
+Tensor Model::forward(std::span<const int32_t> ids, KVCache& cache, bool all_logits) const {
+  const ModelConfig& c = config_;
+  const auto n = static_cast<int64_t>(ids.size());
+  check(n > 0, ErrorCode::InvalidArgument, "forward: no tokens");
+  for (int32_t id : ids)
+    check(id >= 0 && id < c.n_vocab, ErrorCode::InvalidArgument, "forward: token id ", id,
+          " outside the vocabulary of ", c.n_vocab);
+  cache.reserve(n);
+  const int64_t pos = cache.size();
+  const RopeOptions rope_options{c.rope_style, c.rope_theta, pos, c.rope_dims, rope_freqs_};
+  const AttentionOptions attention{0.0f, true, pos, {}};
+
+  Tensor x = embed(ids);  // residual stream [n, n_embd], f32
+  Tensor h = rms_norm(x, layers_.front().attn_norm, c.rms_eps);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const LayerWeights& L = layers_[l];
+    const Tensor q = linear(h, L.wq, L.bq).view({1, n, c.n_heads, c.head_dim});
+    const Tensor k = linear(h, L.wk, L.bk).view({1, n, c.n_kv_heads, c.head_dim});
+    const Tensor v = linear(h, L.wv, L.bv).view({1, n, c.n_kv_heads, c.head_dim});
+    rope(q, rope_options, q);
+    rope(k, rope_options, k);
+    copy(k, cache.keys(static_cast<int64_t>(l)).narrow(1, pos, n));
+    copy(v, cache.values(static_cast<int64_t>(l)).narrow(1, pos, n));
+    // Attention reads the cache in its seq-major layout through [B, H, S, D] views.
+    const Tensor keys = cache.keys(static_cast<int64_t>(l)).narrow(1, 0, pos + n).permute({0, 2, 1, 3});
+    const Tensor values = cache.values(static_cast<int64_t>(l)).narrow(1, 0, pos + n).permute({0, 2, 1, 3});
+    const Tensor qh = q.dtype() == cache.dtype() ? q : cast(q, cache.dtype());
+    Tensor o = Tensor::empty(context_, {1, n, c.n_heads, c.head_dim}, cache.dtype());
+    scaled_dot_product_attention(qh.permute({0, 2, 1, 3}), keys, values, attention, o.permute({0, 2, 1, 3}));
+    if (o.dtype() != DType::F32) o = cast(o, DType::F32);
+    const Tensor attn = linear(o.view({n, c.n_heads * c.head_dim}), L.wo);
+    add_rms_norm(attn, x, L.ffn_norm, c.rms_eps, x, h);
+    const Tensor ffn = linear(swiglu(linear(h, L.w_gate), linear(h, L.w_up)), L.w_down);
+    const Tensor& next_norm = l + 1 < layers_.size() ? layers_[l + 1].attn_norm : output_norm_;
+    add_rms_norm(ffn, x, next_norm, c.rms_eps, x, h);
+  }
+  cache.advance(n);
+  return linear(all_logits ? h : h.narrow(0, n - 1, 1), output_);
+}
+
+}  // namespace metallic
