@@ -35,7 +35,8 @@ struct Vocabulary {
   std::optional<int32_t> bos, eos, unk, sep, pad, eot;
   bool add_bos = false;
   bool add_eos = false;
-  bool add_space_prefix = false;  ///< "llama": prefix the text with one space, as SentencePiece's dummy prefix
+  bool add_space_prefix =
+      false;  ///< "llama": prefix the text with one space, as SentencePiece's dummy prefix
 };
 
 /// Checks the internal consistency of `vocab` (lengths, special ids in range, known model); throws

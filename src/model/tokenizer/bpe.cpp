@@ -80,7 +80,8 @@ BpeEncoder::BpeEncoder(const Vocabulary& vocab) {
   }
   for (unsigned b = 0; b < 256; ++b) {
     const auto it = by_spelling.find(byte_to_char(static_cast<unsigned char>(b)));
-    check(it != by_spelling.end(), ErrorCode::Format, "tokenizer.ggml.tokens: byte-level vocabulary lacks the token for byte ", b);
+    check(it != by_spelling.end(), ErrorCode::Format,
+          "tokenizer.ggml.tokens: byte-level vocabulary lacks the token for byte ", b);
     byte_tokens_[b] = it->second;
   }
   merges_.reserve(vocab.merges.size());
@@ -120,13 +121,15 @@ void BpeEncoder::encode_word(std::string_view word, std::vector<int32_t>& out) c
   merge(word, out);
   std::lock_guard lock(cache_mutex_);
   if (cache_.size() >= kCacheLimit) cache_.clear();
-  cache_.emplace(std::move(key), std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+  cache_.emplace(std::move(key),
+                 std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
 }
 
 void BpeEncoder::merge(std::string_view word, std::vector<int32_t>& out) const {
   std::vector<Symbol> symbols(word.size());
   for (size_t i = 0; i < word.size(); ++i) {
-    symbols[i] = {byte_tokens_[static_cast<unsigned char>(word[i])], static_cast<int>(i) - 1, static_cast<int>(i) + 1};
+    symbols[i] = {byte_tokens_[static_cast<unsigned char>(word[i])], static_cast<int>(i) - 1,
+                  static_cast<int>(i) + 1};
   }
   if (symbols.empty()) return;
   symbols.back().next = -1;

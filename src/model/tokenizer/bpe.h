@@ -41,7 +41,7 @@ class BpeEncoder {
   int32_t byte_tokens_[256];
   std::unordered_map<uint64_t, Merge> merges_;
 
-  static constexpr size_t kCacheLimit = 1 << 16;  // entries; the cache starts over when full
+  static constexpr size_t kCacheLimit = 1 << 16;   // entries; the cache starts over when full
   static constexpr size_t kCachedWordBytes = 256;  // longer words are rare and not worth keeping
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;

@@ -25,7 +25,8 @@ std::vector<Fragment> SpecialSplitter::split(std::string_view text) const {
   size_t pos = 0;
   while (pos < text.size()) {
     const Candidate* hit = nullptr;
-    if (const auto it = by_first_byte_.find(static_cast<unsigned char>(text[pos])); it != by_first_byte_.end()) {
+    if (const auto it = by_first_byte_.find(static_cast<unsigned char>(text[pos]));
+        it != by_first_byte_.end()) {
       for (const Candidate& c : it->second) {
         if (text.compare(pos, c.spelling.size(), c.spelling) == 0) {
           hit = &c;

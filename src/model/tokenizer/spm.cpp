@@ -69,7 +69,8 @@ void SpmEncoder::encode(std::string_view text, std::vector<int32_t>& out) const 
   std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>> splits;
   const auto propose = [&](int left, int right) {
     if (left < 0 || right < 0) return;
-    const std::string_view joined(symbols[left].text.data(), symbols[left].text.size() + symbols[right].text.size());
+    const std::string_view joined(symbols[left].text.data(),
+                                  symbols[left].text.size() + symbols[right].text.size());
     const auto it = pieces_.find(joined);
     if (it == pieces_.end()) return;
     queue.push({vocab_.scores[it->second], left, joined.size()});

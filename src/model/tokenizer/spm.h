@@ -29,7 +29,7 @@ class SpmEncoder {
 
   const Vocabulary& vocab_;
   std::unordered_map<std::string_view, int32_t> pieces_;  // normal, user-defined and unused pieces
-  int32_t byte_tokens_[256];                               // -1 where the vocabulary lacks `<0xNN>`
+  int32_t byte_tokens_[256];                              // -1 where the vocabulary lacks `<0xNN>`
   int32_t unk_;
 };
 

@@ -60,7 +60,8 @@ struct Tokenizer::Impl {
       case TokenType::Byte: {
         unsigned value = 0;
         char tail = 0;
-        if (spelling.size() == 6 && std::sscanf(spelling.c_str(), "<0x%2X%c", &value, &tail) == 2 && tail == '>') {
+        if (spelling.size() == 6 && std::sscanf(spelling.c_str(), "<0x%2X%c", &value, &tail) == 2 &&
+            tail == '>') {
           return std::string(1, static_cast<char>(value));
         }
         return spelling;
@@ -76,8 +77,8 @@ struct Tokenizer::Impl {
   }
 
   void check_id(int32_t id, const char* what) const {
-    check(id >= 0 && static_cast<size_t>(id) < vocab.tokens.size(), ErrorCode::InvalidArgument, what, ": token id ",
-          id, " is outside the vocabulary of ", vocab.tokens.size());
+    check(id >= 0 && static_cast<size_t>(id) < vocab.tokens.size(), ErrorCode::InvalidArgument, what,
+          ": token id ", id, " is outside the vocabulary of ", vocab.tokens.size());
   }
 
   TokenType type(int32_t id) const { return static_cast<TokenType>(vocab.types[id]); }
@@ -102,7 +103,8 @@ struct Tokenizer::Impl {
       if (stripped || !text.empty()) at_start = false;
       stripped = false;
       std::string_view piece = bytes[id];
-      if (at_start && vocab.add_space_prefix && t != TokenType::Unknown && !piece.empty() && piece[0] == ' ') {
+      if (at_start && vocab.add_space_prefix && t != TokenType::Unknown && !piece.empty() &&
+          piece[0] == ' ') {
         piece.remove_prefix(1);
         stripped = true;
       }
@@ -152,7 +154,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
     }
     if (f.text.empty()) continue;
     if (m.spm_encoder) {
-      std::string escaped = m.vocab.add_space_prefix && after_special ? std::string(kSpaceMark) : std::string();
+      std::string escaped =
+          m.vocab.add_space_prefix && after_special ? std::string(kSpaceMark) : std::string();
       escaped += replace_all(f.text, " ", kSpaceMark);
       m.spm_encoder->encode(escaped, ids);
     } else {
