@@ -39,8 +39,9 @@ struct Vocabulary {
       false;  ///< "llama": prefix the text with one space, as SentencePiece's dummy prefix
 };
 
-/// Checks the internal consistency of `vocab` (lengths, special ids in range, known model); throws
-/// Error(Format) naming the offending field.
+/// Checks the internal consistency of `vocab` (lengths, token types, special ids in range); throws
+/// Error(Format) naming the offending GGUF key, or Error(NotSupported) for a model other than
+/// "llama" and "gpt2".
 void validate(const Vocabulary& vocab);
 
 /// Reads the `tokenizer.ggml.*` keys of a GGUF file. Missing or inconsistent keys throw Error(Format)

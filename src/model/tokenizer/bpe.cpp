@@ -109,10 +109,9 @@ void BpeEncoder::encode_word(std::string_view word, std::vector<int32_t>& out) c
     merge(word, out);
     return;
   }
-  std::string key(word);
   {
     std::lock_guard lock(cache_mutex_);
-    if (const auto it = cache_.find(key); it != cache_.end()) {
+    if (const auto it = cache_.find(word); it != cache_.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
@@ -121,7 +120,7 @@ void BpeEncoder::encode_word(std::string_view word, std::vector<int32_t>& out) c
   merge(word, out);
   std::lock_guard lock(cache_mutex_);
   if (cache_.size() >= kCacheLimit) cache_.clear();
-  cache_.emplace(std::move(key),
+  cache_.emplace(std::string(word),
                  std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
 }
 

@@ -44,7 +44,11 @@ class BpeEncoder {
   static constexpr size_t kCacheLimit = 1 << 16;   // entries; the cache starts over when full
   static constexpr size_t kCachedWordBytes = 256;  // longer words are rare and not worth keeping
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  struct Hash {
+    using is_transparent = void;  // look words up without copying them into a std::string
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  mutable std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> cache_;
 };
 
 }  // namespace metallic::tokenizer_detail

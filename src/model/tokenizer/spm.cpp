@@ -1,7 +1,6 @@
 #include "model/tokenizer/spm.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <iterator>
 #include <queue>
 
@@ -28,7 +27,21 @@ struct Lower {
   }
 };
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
 }  // namespace
+
+std::optional<unsigned char> parse_byte_piece(std::string_view piece) {
+  if (piece.size() != 6 || piece.substr(0, 3) != "<0x" || piece[5] != '>') return std::nullopt;
+  const int hi = hex_digit(piece[3]), lo = hex_digit(piece[4]);
+  if (hi < 0 || lo < 0) return std::nullopt;
+  return static_cast<unsigned char>(hi * 16 + lo);
+}
 
 SpmEncoder::SpmEncoder(const Vocabulary& vocab) : vocab_(vocab), unk_(vocab.unk.value_or(-1)) {
   std::fill(std::begin(byte_tokens_), std::end(byte_tokens_), -1);
@@ -38,12 +51,8 @@ SpmEncoder::SpmEncoder(const Vocabulary& vocab) : vocab_(vocab), unk_(vocab.unk.
     if (type == TokenType::Normal || type == TokenType::UserDefined || type == TokenType::Unused) {
       pieces_.emplace(text, static_cast<int32_t>(id));
     } else if (type == TokenType::Byte) {
-      unsigned value = 0;
-      char tail = 0;
-      if (text.size() == 6 && std::sscanf(text.c_str(), "<0x%2X%c", &value, &tail) == 2 && tail == '>' &&
-          byte_tokens_[value] < 0) {
-        byte_tokens_[value] = static_cast<int32_t>(id);
-      }
+      const auto value = parse_byte_piece(text);
+      if (value && byte_tokens_[*value] < 0) byte_tokens_[*value] = static_cast<int32_t>(id);
     }
   }
   for (int b = 0; b < 256; ++b) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -10,6 +11,9 @@
 #include "metallic/model/vocabulary.h"
 
 namespace metallic::tokenizer_detail {
+
+/// The byte a SentencePiece byte piece "<0xNN>" (two upper- or lower-case hex digits) stands for.
+std::optional<unsigned char> parse_byte_piece(std::string_view piece);
 
 /// Segments text whose spaces are already "▁" (U+2581) into the pieces of a "llama" vocabulary.
 class SpmEncoder {

@@ -2,8 +2,6 @@
 // and whole-sequence decoding with each reference library's conventions.
 #include "metallic/model/tokenizer.h"
 
-#include <cstdio>
-
 #include "metallic/core/error.h"
 #include "model/tokenizer/bpe.h"
 #include "model/tokenizer/pretokenizer.h"
@@ -58,13 +56,8 @@ struct Tokenizer::Impl {
       case TokenType::Control: return {};
       case TokenType::Unknown: return std::string(kUnknownSurface);
       case TokenType::Byte: {
-        unsigned value = 0;
-        char tail = 0;
-        if (spelling.size() == 6 && std::sscanf(spelling.c_str(), "<0x%2X%c", &value, &tail) == 2 &&
-            tail == '>') {
-          return std::string(1, static_cast<char>(value));
-        }
-        return spelling;
+        const auto value = parse_byte_piece(spelling);
+        return value ? std::string(1, static_cast<char>(*value)) : spelling;
       }
       default: return replace_all(spelling, kSpaceMark, " ");
     }
