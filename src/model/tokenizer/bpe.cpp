@@ -105,23 +105,7 @@ BpeEncoder::BpeEncoder(const Vocabulary& vocab) {
 }
 
 void BpeEncoder::encode_word(std::string_view word, std::vector<int32_t>& out) const {
-  if (word.size() > kCachedWordBytes) {
-    merge(word, out);
-    return;
-  }
-  {
-    std::lock_guard lock(cache_mutex_);
-    if (const auto it = cache_.find(word); it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
-  const size_t first = out.size();
-  merge(word, out);
-  std::lock_guard lock(cache_mutex_);
-  if (cache_.size() >= kCacheLimit) cache_.clear();
-  cache_.emplace(std::string(word),
-                 std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+  cache_.encode(word, out, [this](std::string_view w, std::vector<int32_t>& o) { merge(w, o); });
 }
 
 void BpeEncoder::merge(std::string_view word, std::vector<int32_t>& out) const {

@@ -2,13 +2,13 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "metallic/model/vocabulary.h"
+#include "model/tokenizer/word_cache.h"
 
 namespace metallic::tokenizer_detail {
 
@@ -18,7 +18,7 @@ std::string_view byte_to_char(unsigned char b);
 /// The bytes a byte-level spelling stands for; false when it uses characters outside the alphabet.
 bool chars_to_bytes(std::string_view spelling, std::string& bytes);
 
-/// Merges within one pre-token word, remembering results per word since real text repeats words.
+/// Merges within one pre-token word, remembering the result per word.
 class BpeEncoder {
  public:
   /// Indexes the tokens by the bytes they stand for and the ranked merges; throws Error(Format) for a
@@ -41,14 +41,7 @@ class BpeEncoder {
   int32_t byte_tokens_[256];
   std::unordered_map<uint64_t, Merge> merges_;
 
-  static constexpr size_t kCacheLimit = 1 << 16;   // entries; the cache starts over when full
-  static constexpr size_t kCachedWordBytes = 256;  // longer words are rare and not worth keeping
-  mutable std::mutex cache_mutex_;
-  struct Hash {
-    using is_transparent = void;  // look words up without copying them into a std::string
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  mutable std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> cache_;
+  WordCache cache_;
 };
 
 }  // namespace metallic::tokenizer_detail

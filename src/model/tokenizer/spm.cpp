@@ -10,6 +10,17 @@
 namespace metallic::tokenizer_detail {
 namespace {
 
+constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
+
+// Whether `piece` has "▁" right after a character other than "▁".
+bool joins_word_start(std::string_view piece) {
+  for (size_t k = piece.find(kSpaceMark, 1); k != std::string_view::npos; k = piece.find(kSpaceMark, k + 1)) {
+    if (k < kSpaceMark.size() || piece.substr(k - kSpaceMark.size(), kSpaceMark.size()) != kSpaceMark)
+      return true;
+  }
+  return false;
+}
+
 struct Symbol {
   std::string_view text;
   int prev, next;
@@ -50,6 +61,7 @@ SpmEncoder::SpmEncoder(const Vocabulary& vocab) : vocab_(vocab), unk_(vocab.unk.
     const std::string& text = vocab.tokens[id];
     if (type == TokenType::Normal || type == TokenType::UserDefined || type == TokenType::Unused) {
       pieces_.emplace(text, static_cast<int32_t>(id));
+      if (split_at_words_ && joins_word_start(text)) split_at_words_ = false;
     } else if (type == TokenType::Byte) {
       const auto value = parse_byte_piece(text);
       if (value && byte_tokens_[*value] < 0) byte_tokens_[*value] = static_cast<int32_t>(id);
@@ -62,6 +74,26 @@ SpmEncoder::SpmEncoder(const Vocabulary& vocab) : vocab_(vocab), unk_(vocab.unk.
 }
 
 void SpmEncoder::encode(std::string_view text, std::vector<int32_t>& out) const {
+  if (!split_at_words_) {
+    encode_segment(text, out);
+    return;
+  }
+  // "▁" bytes cannot occur inside another character, so a byte search finds exactly the word starts.
+  size_t start = 0;
+  for (size_t k = text.find(kSpaceMark, 1); k != std::string_view::npos; k = text.find(kSpaceMark, k + 1)) {
+    if (k >= kSpaceMark.size() && text.substr(k - kSpaceMark.size(), kSpaceMark.size()) == kSpaceMark)
+      continue;
+    encode_word(text.substr(start, k - start), out);
+    start = k;
+  }
+  encode_word(text.substr(start), out);
+}
+
+void SpmEncoder::encode_word(std::string_view word, std::vector<int32_t>& out) const {
+  cache_.encode(word, out, [this](std::string_view w, std::vector<int32_t>& o) { encode_segment(w, o); });
+}
+
+void SpmEncoder::encode_segment(std::string_view text, std::vector<int32_t>& out) const {
   std::vector<Symbol> symbols;
   for (size_t pos = 0; pos < text.size();) {
     const Utf8Unit unit = utf8_unit(text.substr(pos));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "metallic/model/vocabulary.h"
+#include "model/tokenizer/word_cache.h"
 
 namespace metallic::tokenizer_detail {
 
@@ -27,6 +28,8 @@ class SpmEncoder {
   void encode(std::string_view text, std::vector<int32_t>& out) const;
 
  private:
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+  void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
   void emit(std::string_view symbol, std::vector<int32_t>& out,
             const std::unordered_map<std::string_view, std::pair<std::string_view, std::string_view>>& splits)
       const;
@@ -35,6 +38,11 @@ class SpmEncoder {
   std::unordered_map<std::string_view, int32_t> pieces_;  // normal, user-defined and unused pieces
   int32_t byte_tokens_[256];                              // -1 where the vocabulary lacks `<0xNN>`
   int32_t unk_;
+  // True when no piece has "▁" right after another character, as with vocabularies trained to split at
+  // whitespace: then no merge crosses the start of a word, and words can be segmented one by one, which
+  // keeps the merge queue small on long texts without changing the result.
+  bool split_at_words_ = true;
+  WordCache cache_;  // used when split_at_words_
 };
 
 }  // namespace metallic::tokenizer_detail
