@@ -65,6 +65,16 @@ TEST(SpmTokenizer, MergesHighestScoreFirst) {
   EXPECT_EQ(tok.encode("aaa", false, true), ids_of(tok, {"aa", "a"}));  // equal scores: leftmost first
 }
 
+TEST(SpmTokenizer, MergesAcrossWordStartsWhenThePiecesAllowIt) {
+  const std::string mark = "\xE2\x96\x81";
+  // Usual vocabularies have "▁" only at the start of a piece (or in runs of "▁"), so words never merge.
+  const Tokenizer words(spm_vocab({{"a", -9}, {"b", -9}, {mark, -9}, {mark + mark, -1}, {mark + "b", -2}}));
+  EXPECT_EQ(words.encode("a  b", false, true), ids_of(words, {"a", mark + mark, "b"}));
+  // With a piece "a▁" the merge may cross into the next word.
+  const Tokenizer joined(spm_vocab({{"a", -9}, {"b", -9}, {mark, -9}, {"a" + mark, -1}, {mark + "b", -2}}));
+  EXPECT_EQ(joined.encode("a b", false, true), ids_of(joined, {"a" + mark, "b"}));
+}
+
 TEST(SpmTokenizer, ByteFallbackForUnknownCharactersAndIllFormedBytes) {
   const Tokenizer tok(spm_vocab({{"a", -1}}));
   // "é" (C3 A9) is no piece: its bytes go out as byte tokens, ids 3 + byte.
