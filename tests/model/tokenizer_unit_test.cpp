@@ -278,6 +278,38 @@ TEST(VocabularyFromGguf, RoundTripsAndRejectsInconsistentKeys) {
   expect_format_error(b, "no-such-pre", "", ErrorCode::NotSupported);
 }
 
+TEST(VocabularyFromGguf, SentencePieceNeedsByteTokensOrUnknown) {
+  Vocabulary v = spm_vocab({{"a", -1}}, false);
+  v.unk.reset();
+  try {
+    (void)Tokenizer(std::move(v));
+    ADD_FAILURE() << "accepted a vocabulary that cannot encode every byte";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::Format);
+    EXPECT_NE(std::string(e.what()).find("<0x00>"), std::string::npos) << e.what();
+  }
+}
+
+// The placeholder vocabularies of the model fixtures, whose layout the fixture README spells out.
+TEST(ModelVocabularies, PlaceholderVocabulariesEncodeThroughBytes) {
+  const Tokenizer stories(
+      vocabulary_from_gguf(gguf::File::open(test::shared_path("models/stories260K.gguf").string())));
+  ASSERT_EQ(stories.size(), 512);
+  // "hi" becomes "▁hi" (E2 96 81 68 69); no piece matches, so all five bytes use <0xNN> = id 3 + byte.
+  EXPECT_EQ(stories.encode("hi", true, true),
+            (std::vector<int32_t>{1, 3 + 0xE2, 3 + 0x96, 3 + 0x81, 3 + 0x68, 3 + 0x69}));
+  // Byte pieces decode to their raw bytes, so the escaped space stays a "▁" (as in SentencePiece).
+  EXPECT_EQ(stories.decode(std::vector<int32_t>{1, 3 + 0xE2, 3 + 0x96, 3 + 0x81, 3 + 0x68, 3 + 0x69}),
+            "\xE2\x96\x81hi");
+
+  const Tokenizer qwen(vocabulary_from_gguf(
+      gguf::File::open(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string())));
+  ASSERT_EQ(qwen.size(), 512);
+  // No merges: one token per byte, in GPT-2's byte order ('!' = 0, so 'h' = 104 - 33).
+  EXPECT_EQ(qwen.encode("hi<|endoftext|>", false, true), (std::vector<int32_t>{71, 72, 511}));
+  EXPECT_EQ(qwen.decode(std::vector<int32_t>{71, 72, 511}, true), "hi");
+}
+
 // The fixture vocabulary under stress: long words and runs, and several threads sharing the word cache.
 TEST(BpeTokenizer, LongInputsAndConcurrentCallers) {
   const auto path = test::shared_path("tokenizers/gpt2-bpe/gpt2-bpe.vocab.gguf");

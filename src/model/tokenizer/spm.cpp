@@ -68,8 +68,10 @@ SpmEncoder::SpmEncoder(const Vocabulary& vocab) : vocab_(vocab), unk_(vocab.unk.
     }
   }
   for (int b = 0; b < 256; ++b) {
-    check(byte_tokens_[b] >= 0 || unk_ >= 0, ErrorCode::Format,
-          "tokenizer: vocabulary has neither the byte token <0x", std::hex, b, "> nor an unknown token");
+    if (byte_tokens_[b] >= 0 || unk_ >= 0) continue;
+    const char* digits = "0123456789ABCDEF";
+    fail(ErrorCode::Format, "tokenizer.ggml.tokens: SentencePiece vocabulary has neither the byte token <0x",
+         digits[b >> 4], digits[b & 15], "> nor an unknown token");
   }
 }
 
