@@ -9,5 +9,7 @@ namespace metallic::cli {
 void add_info_command(CLI::App& app);
 /// `metallic inspect FILE.gguf`: GGUF header, metadata and tensor table.
 void add_inspect_command(CLI::App& app);
+/// `metallic tokenize -m FILE.gguf TEXT` (ids as a JSON array) and `metallic detokenize -m FILE.gguf IDS...`.
+void add_tokenize_commands(CLI::App& app);
 
 }  // namespace metallic::cli

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   metallic::cli::add_info_command(app);
   metallic::cli::add_inspect_command(app);
+  metallic::cli::add_tokenize_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
