@@ -1,0 +1,275 @@
+// Fused prefill attention on tensor cores (mma.sync m16n8k16): each CTA owns 64 query rows (16 per
+// warp), streams 64-key tiles of K and V through double-buffered shared memory with cp.async, and keeps
+// the running max, sum and output in registers, so the score matrix never reaches device memory.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <type_traits>
+
+#include "backend/cuda/attention_impl.cuh"
+#include "backend/cuda/check.h"
+
+namespace metallic::cuda::attn {
+namespace {
+
+constexpr int kBlockM = 64;  // query rows per CTA
+constexpr int kBlockN = 64;  // keys per tile
+constexpr int kThreads = 128;
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy; src_bytes 0 fills the destination with zeros (rows past the end).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+template <class T>
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// Tiles are [rows][D] with the 16-byte chunks of each row XOR-swizzled by the row's low three bits,
+// so that the eight rows one ldmatrix phase reads fall in distinct banks.
+template <int D>
+__device__ __forceinline__ int swizzle(int row, int col) {
+  return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
+}
+
+// Copies rows [row0, row0 + ROWS) of a [len, D] matrix (row stride `stride` elements) into a tile.
+template <class T, int D, int ROWS>
+__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride, int row0, int len) {
+  constexpr int kChunks = D / 8;
+#pragma unroll
+  for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
+    const int idx = static_cast<int>(threadIdx.x) + it * kThreads;
+    const int row = idx / kChunks, c = idx % kChunks;
+    const bool inside = row0 + row < len;
+    const T* g = inside ? src + static_cast<int64_t>(row0 + row) * stride + c * 8 : src;
+    cp_async16(tile + swizzle<D>(row, c * 8), g, inside ? 16 : 0);
+  }
+}
+
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* sq_tile = reinterpret_cast<T*>(smem_raw);
+  T* sk_tile = sq_tile + kBlockM * D;      // [2][kBlockN * D]
+  T* sv_tile = sk_tile + 2 * kBlockN * D;  // [2][kBlockN * D]
+
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int g = lane >> 2, t = lane & 3;
+  // Heaviest causal blocks first, so the short ones fill the tail of the grid.
+  const int m_block = static_cast<int>(gridDim.x - 1 - blockIdx.x);
+  const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
+  const int kvh = h / p.group;
+  const int m0 = m_block * kBlockM;
+
+  const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1];
+  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
+  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1];
+
+  // Keys this block can see at all.
+  int64_t key_end = p.sk;
+  if (p.causal) {
+    const int64_t visible = m0 + kBlockM + p.query_offset;
+    key_end = visible < 0 ? 0 : (visible < key_end ? visible : key_end);
+  }
+  const int n_tiles = static_cast<int>((key_end + kBlockN - 1) / kBlockN);
+
+  load_tile<T, D, kBlockM>(sq_tile, q, p.q_stride[2], m0, p.sq);
+  if (n_tiles > 0) {
+    load_tile<T, D, kBlockN>(sk_tile, k, p.k_stride[2], 0, p.sk);
+    load_tile<T, D, kBlockN>(sv_tile, v, p.v_stride[2], 0, p.sk);
+  }
+  cp_async_commit();
+
+  uint32_t qa[D / 16][4];
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
+  const int row_lo = m0 + warp * 16 + g;  // this thread's rows: row_lo and row_lo + 8
+
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    const int buf = tile & 1;
+    if (tile + 1 < n_tiles) {
+      load_tile<T, D, kBlockN>(sk_tile + (buf ^ 1) * kBlockN * D, k, p.k_stride[2], (tile + 1) * kBlockN,
+                               p.sk);
+      load_tile<T, D, kBlockN>(sv_tile + (buf ^ 1) * kBlockN * D, v, p.v_stride[2], (tile + 1) * kBlockN,
+                               p.sk);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (tile == 0) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        ldmatrix_x4(qa[kk], sq_tile + swizzle<D>(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8));
+    }
+    const T* ks = sk_tile + buf * kBlockN * D;
+    const T* vs = sv_tile + buf * kBlockN * D;
+    const int n0 = tile * kBlockN;
+
+    float s[kBlockN / 8][4];
+#pragma unroll
+    for (int i = 0; i < kBlockN / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < kBlockN / 16; ++np) {
+        uint32_t kb[4];
+        ldmatrix_x4(
+            kb, ks + swizzle<D>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8));
+        mma<T>(s[2 * np], qa[kk], kb[0], kb[1]);
+        mma<T>(s[2 * np + 1], qa[kk], kb[2], kb[3]);
+      }
+    }
+
+    const bool edge = n0 + kBlockN > p.sk || (p.causal && n0 + kBlockN - 1 > m0 + p.query_offset);
+#pragma unroll
+    for (int nt = 0; nt < kBlockN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[nt][e] * p.scale_log2;
+        const int row = row_lo + (e >> 1) * 8;
+        const int col = n0 + nt * 8 + 2 * t + (e & 1);
+        if (p.mask != nullptr && row < p.sq && col < p.sk)
+          x += kLog2e *
+               p.mask[b * p.m_stride[0] + h * p.m_stride[1] + row * p.m_stride[2] + col * p.m_stride[3]];
+        if (edge && (col >= p.sk || (p.causal && col > row + p.query_offset))) x = -INFINITY;
+        s[nt][e] = x;
+      }
+    }
+
+    float corr[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float mx = row_max[half];
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      // With nothing seen yet the max is -inf; subtracting 0 instead keeps exp2 at 0 rather than NaN.
+      const float base = mx == -INFINITY ? 0.0f : mx;
+      corr[half] = fast_exp2(row_max[half] - base);
+      row_max[half] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt) {
+        s[nt][2 * half] = fast_exp2(s[nt][2 * half] - base);
+        s[nt][2 * half + 1] = fast_exp2(s[nt][2 * half + 1] - base);
+        sum += s[nt][2 * half] + s[nt][2 * half + 1];
+      }
+      row_sum[half] = row_sum[half] * corr[half] + sum;
+    }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      o[dt][0] *= corr[0];
+      o[dt][1] *= corr[0];
+      o[dt][2] *= corr[1];
+      o[dt][3] *= corr[1];
+    }
+
+#pragma unroll
+    for (int kb = 0; kb < kBlockN / 16; ++kb) {
+      const uint32_t pa[4] = {pack2<T>(s[2 * kb][0], s[2 * kb][1]), pack2<T>(s[2 * kb][2], s[2 * kb][3]),
+                              pack2<T>(s[2 * kb + 1][0], s[2 * kb + 1][1]),
+                              pack2<T>(s[2 * kb + 1][2], s[2 * kb + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(
+            vb, vs + swizzle<D>(kb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 16 + (lane >> 4) * 8));
+        mma<T>(o[2 * dp], pa, vb[0], vb[1]);
+        mma<T>(o[2 * dp + 1], pa, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // the next iteration's loads overwrite the buffer just read
+  }
+
+  T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float sum = row_sum[half];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int row = row_lo + half * 8;
+    if (row >= p.sq) continue;
+    T* orow = out + row * p.o_stride[2];
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt)
+      *reinterpret_cast<uint32_t*>(orow + dt * 8 + 2 * t) =
+          pack2<T>(o[dt][2 * half] * inv, o[dt][2 * half + 1] * inv);
+  }
+}
+
+template <class T, int D>
+void launch_typed(const Params& p, cudaStream_t stream) {
+  constexpr int smem = (kBlockM + 4 * kBlockN) * D * static_cast<int>(sizeof(T));
+  MTL_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((p.sq + kBlockM - 1) / kBlockM, p.hq, p.batch);
+  flash_kernel<T, D><<<grid, kThreads, smem, stream>>>(p);
+  MTL_CUDA_CHECK_LAUNCH("sdpa flash kernel");
+}
+
+}  // namespace
+
+void launch_flash(const Params& p, Kind kind, cudaStream_t stream) {
+  if (kind == Kind::BF16)
+    p.d == 64 ? launch_typed<__nv_bfloat16, 64>(p, stream) : launch_typed<__nv_bfloat16, 128>(p, stream);
+  else
+    p.d == 64 ? launch_typed<__half, 64>(p, stream) : launch_typed<__half, 128>(p, stream);
+}
+
+}  // namespace metallic::cuda::attn
