@@ -89,13 +89,27 @@ __global__ void __launch_bounds__(32 * kGeneralRows) general_kernel(Params p, in
 // ---- Split-K decode: a few queries against a long cache. ----
 //
 // CTA (chunk, kv head x row group, batch) reads keys [chunk start, chunk end) of one kv head once for
-// all the query rows that share it (q heads of the group times Sq queries, up to RMAX per CTA). D / 8
-// lanes hold one key row as 16-byte vectors; the CTA's 128 / (D / 8) lane groups take interleaved keys
-// and each keeps its own running max, sum and output, merged in shared memory at the end. With several
-// chunks the per-chunk results go to scratch and a second kernel merges them.
+// all the query rows that share it (q heads of the group times Sq queries, up to RMAX per CTA). Tiles of
+// K and V stream through a cp.async ring of shared-memory stages so that many bytes stay in flight
+// without holding registers. D / 8 lanes hold one key row as 16-byte vectors; the CTA's 128 / (D / 8)
+// lane groups take interleaved keys of each tile and keep their own running max, sum and output, merged
+// in shared memory at the end. With several chunks the per-chunk results go to scratch and a second
+// kernel merges them.
 
 constexpr int kDecodeThreads = 128;
-constexpr int kDecodeUnroll = 4;  // keys per lane group per step: 2 x 4 16-byte loads in flight
+constexpr int kDecodeUnroll = 4;  // keys per lane group per tile
+constexpr int kDecodeStages = 4;  // ring depth: three tiles in flight while one is consumed
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
+               "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
 
 template <class T>
 __device__ __forceinline__ void unpack8(const uint4& raw, float (&f)[8]) {
@@ -113,14 +127,24 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float (&f)[8]) {
   }
 }
 
+template <int D>
+constexpr int decode_tile_keys() {
+  return kDecodeThreads / (D / 8) * kDecodeUnroll;
+}
+template <class T, int D>
+constexpr int decode_smem_bytes() {
+  return kDecodeStages * 2 * decode_tile_keys<D>() * D * static_cast<int>(sizeof(T));
+}
+
 template <class T, int D, int RMAX>
-__global__ void __launch_bounds__(kDecodeThreads)
+__global__ void __launch_bounds__(kDecodeThreads, RMAX <= 4 ? 3 : 2)
     decode_kernel(Params p, int row_groups, int64_t keys, int64_t chunk_len, float* part_acc,
                   float* part_ml) {
   constexpr int kLanes = D / 8;                     // lanes per key row
   constexpr int kGroups = kDecodeThreads / kLanes;  // key groups per CTA
-  __shared__ float s_m[kGroups][RMAX], s_l[kGroups][RMAX];
-  __shared__ float s_acc[kGroups][RMAX][D];
+  constexpr int kTile = decode_tile_keys<D>();
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* ring = reinterpret_cast<T*>(smem_raw);  // [stage][K, V][kTile][D]
 
   const int tid = static_cast<int>(threadIdx.x);
   const int kg = tid / kLanes, lk = tid % kLanes;
@@ -131,7 +155,31 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int r0 = rg * RMAX;
   const int rows = min(RMAX, rows_total - r0);
 
-  // Row rr of this CTA is query i of q head kvh * group + hh.
+  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
+  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1];
+  const int64_t k0 = chunk * chunk_len, k1 = std::min<int64_t>(keys, k0 + chunk_len);
+  const int n_tiles = static_cast<int>((k1 - k0 + kTile - 1) / kTile);
+
+  const auto load_tile = [&](int tile) {
+    if (tile < n_tiles) {
+      T* ks = ring + (tile % kDecodeStages) * 2 * kTile * D;
+      T* vs = ks + kTile * D;
+#pragma unroll
+      for (int it = 0; it < kTile * kLanes / kDecodeThreads; ++it) {
+        const int idx = tid + it * kDecodeThreads;
+        const int row = idx / kLanes, c = idx % kLanes;
+        const int64_t j = k0 + static_cast<int64_t>(tile) * kTile + row;
+        const bool inside = j < k1;
+        cp_async16(ks + row * D + c * 8, inside ? k + j * p.k_stride[2] + c * 8 : k, inside ? 16 : 0);
+        cp_async16(vs + row * D + c * 8, inside ? v + j * p.v_stride[2] + c * 8 : v, inside ? 16 : 0);
+      }
+    }
+    cp_async_commit();  // empty groups keep the wait count uniform
+  };
+#pragma unroll
+  for (int s = 0; s < kDecodeStages - 1; ++s) load_tile(s);
+
+  // Row rr of this CTA is query qi[rr] of q head qh[rr].
   int qh[RMAX], qi[RMAX];
   float qf[RMAX][8];
 #pragma unroll
@@ -145,11 +193,6 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
     for (int e = 0; e < 8; ++e) qf[rr][e] *= p.scale_log2;
   }
-
-  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1] + lk * 8;
-  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1] + lk * 8;
-  const int64_t k0 = chunk * chunk_len, k1 = std::min<int64_t>(keys, k0 + chunk_len);
-
   float m[RMAX], l[RMAX], acc[RMAX][8];
 #pragma unroll
   for (int rr = 0; rr < RMAX; ++rr) {
@@ -159,23 +202,19 @@ __global__ void __launch_bounds__(kDecodeThreads)
     for (int e = 0; e < 8; ++e) acc[rr][e] = 0.0f;
   }
 
-  for (int64_t base = k0; base < k1; base += kGroups * kDecodeUnroll) {
-    uint4 kr[kDecodeUnroll], vr[kDecodeUnroll];
-#pragma unroll
-    for (int u = 0; u < kDecodeUnroll; ++u) {
-      const int64_t j = base + u * kGroups + kg;
-      if (j < k1) {
-        kr[u] = __ldg(reinterpret_cast<const uint4*>(k + j * p.k_stride[2]));
-        vr[u] = __ldg(reinterpret_cast<const uint4*>(v + j * p.v_stride[2]));
-      } else {
-        kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
-      }
-    }
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    cp_async_wait<kDecodeStages - 2>();
+    __syncthreads();
+    load_tile(tile + kDecodeStages - 1);  // into the stage every thread finished reading last iteration
+    const T* ks = ring + (tile % kDecodeStages) * 2 * kTile * D;
+    const T* vs = ks + kTile * D;
+    const int64_t base = k0 + static_cast<int64_t>(tile) * kTile;
+
     float s[RMAX][kDecodeUnroll];
 #pragma unroll
     for (int u = 0; u < kDecodeUnroll; ++u) {
       float kf[8];
-      unpack8<T>(kr[u], kf);
+      unpack8<T>(*reinterpret_cast<const uint4*>(ks + (u * kGroups + kg) * D + lk * 8), kf);
 #pragma unroll
       for (int rr = 0; rr < RMAX; ++rr) {
         float dot = 0.0f;
@@ -192,9 +231,6 @@ __global__ void __launch_bounds__(kDecodeThreads)
         for (int off = kLanes / 2; off > 0; off >>= 1)
           s[rr][u] += __shfl_xor_sync(0xffffffffu, s[rr][u], off);
 
-    float vf[kDecodeUnroll][8];
-#pragma unroll
-    for (int u = 0; u < kDecodeUnroll; ++u) unpack8<T>(vr[u], vf[u]);
 #pragma unroll
     for (int rr = 0; rr < RMAX; ++rr) {
       if (rr >= rows) break;
@@ -213,42 +249,54 @@ __global__ void __launch_bounds__(kDecodeThreads)
       }
       if (mx == -INFINITY) continue;
       const float corr = exp2f(m[rr] - mx);
-      float pu[kDecodeUnroll];
       float sum = 0.0f;
 #pragma unroll
-      for (int u = 0; u < kDecodeUnroll; ++u) sum += (pu[u] = exp2f(s[rr][u] - mx));
+      for (int u = 0; u < kDecodeUnroll; ++u) sum += (s[rr][u] = exp2f(s[rr][u] - mx));
       l[rr] = l[rr] * corr + sum;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        float a = acc[rr][e] * corr;
-#pragma unroll
-        for (int u = 0; u < kDecodeUnroll; ++u) a += pu[u] * vf[u][e];
-        acc[rr][e] = a;
-      }
+      for (int e = 0; e < 8; ++e) acc[rr][e] *= corr;
       m[rr] = mx;
     }
+#pragma unroll
+    for (int u = 0; u < kDecodeUnroll; ++u) {
+      float vf[8];
+      unpack8<T>(*reinterpret_cast<const uint4*>(vs + (u * kGroups + kg) * D + lk * 8), vf);
+#pragma unroll
+      for (int rr = 0; rr < RMAX; ++rr) {
+        if (rr >= rows) break;
+        // Rows that saw nothing yet hold -inf scores; their weights must stay zero.
+        const float w = m[rr] == -INFINITY ? 0.0f : s[rr][u];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[rr][e] += w * vf[e];
+      }
+    }
   }
+  cp_async_wait<0>();
+  __syncthreads();  // the ring is reused below for the merge
 
+  float* s_m = reinterpret_cast<float*>(smem_raw);  // [kGroups][RMAX]
+  float* s_l = s_m + kGroups * RMAX;                // [kGroups][RMAX]
+  float* s_acc = s_l + kGroups * RMAX;              // [kGroups][RMAX][D]
 #pragma unroll
   for (int rr = 0; rr < RMAX; ++rr) {
     if (lk == 0) {
-      s_m[kg][rr] = m[rr];
-      s_l[kg][rr] = l[rr];
+      s_m[kg * RMAX + rr] = m[rr];
+      s_l[kg * RMAX + rr] = l[rr];
     }
 #pragma unroll
-    for (int e = 0; e < 8; ++e) s_acc[kg][rr][lk * 8 + e] = acc[rr][e];
+    for (int e = 0; e < 8; ++e) s_acc[(kg * RMAX + rr) * D + lk * 8 + e] = acc[rr][e];
   }
   __syncthreads();
   for (int idx = tid; idx < rows * D; idx += kDecodeThreads) {
     const int rr = idx / D, d = idx % D;
     float mx = -INFINITY;
-    for (int gi = 0; gi < kGroups; ++gi) mx = fmaxf(mx, s_m[gi][rr]);
+    for (int gi = 0; gi < kGroups; ++gi) mx = fmaxf(mx, s_m[gi * RMAX + rr]);
     float sum = 0.0f, a = 0.0f;
     if (mx != -INFINITY) {
       for (int gi = 0; gi < kGroups; ++gi) {
-        const float w = exp2f(s_m[gi][rr] - mx);
-        sum += w * s_l[gi][rr];
-        a += w * s_acc[gi][rr][d];
+        const float w = exp2f(s_m[gi * RMAX + rr] - mx);
+        sum += w * s_l[gi * RMAX + rr];
+        a += w * s_acc[(gi * RMAX + rr) * D + d];
       }
     }
     const int r = r0 + rr;
@@ -318,7 +366,12 @@ void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
   }
   const dim3 grid(static_cast<unsigned>(n_chunks), static_cast<unsigned>(p.hkv * row_groups),
                   static_cast<unsigned>(p.batch));
-  decode_kernel<T, D, RMAX><<<grid, kDecodeThreads, 0, stream>>>(
+  constexpr int smem = decode_smem_bytes<T, D>();
+  static_assert(smem >= static_cast<int>(sizeof(float)) * (kDecodeThreads / (D / 8)) * RMAX * (D + 2),
+                "the merge reuses the ring");
+  MTL_CUDA_CHECK(
+      cudaFuncSetAttribute(decode_kernel<T, D, RMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  decode_kernel<T, D, RMAX><<<grid, kDecodeThreads, smem, stream>>>(
       p, row_groups, keys, chunk_len, n_chunks > 1 ? part_acc.data_as<float>() : nullptr,
       n_chunks > 1 ? part_ml.data_as<float>() : nullptr);
   MTL_CUDA_CHECK_LAUNCH("sdpa decode kernel");

@@ -97,7 +97,7 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride,
   }
 }
 
-template <class T, int D>
+template <class T, int D, bool kMask>
 __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sq_tile = reinterpret_cast<T*>(smem_raw);
@@ -175,6 +175,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
       }
     }
 
+    // Only tiles that cross the end of the keys or the diagonal need per-element masking.
     const bool edge = n0 + kBlockN > p.sk || (p.causal && n0 + kBlockN - 1 > m0 + p.query_offset);
 #pragma unroll
     for (int nt = 0; nt < kBlockN / 8; ++nt) {
@@ -183,7 +184,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
         float x = s[nt][e] * p.scale_log2;
         const int row = row_lo + (e >> 1) * 8;
         const int col = n0 + nt * 8 + 2 * t + (e & 1);
-        if (p.mask != nullptr && row < p.sq && col < p.sk)
+        if (kMask && row < p.sq && col < p.sk)
           x += kLog2e *
                p.mask[b * p.m_stride[0] + h * p.m_stride[1] + row * p.m_stride[2] + col * p.m_stride[3]];
         if (edge && (col >= p.sk || (p.causal && col > row + p.query_offset))) x = -INFINITY;
@@ -254,22 +255,28 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
   }
 }
 
-template <class T, int D>
+template <class T, int D, bool kMask>
 void launch_typed(const Params& p, cudaStream_t stream) {
   constexpr int smem = (kBlockM + 4 * kBlockN) * D * static_cast<int>(sizeof(T));
-  MTL_CUDA_CHECK(cudaFuncSetAttribute(flash_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  MTL_CUDA_CHECK(
+      cudaFuncSetAttribute(flash_kernel<T, D, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const dim3 grid((p.sq + kBlockM - 1) / kBlockM, p.hq, p.batch);
-  flash_kernel<T, D><<<grid, kThreads, smem, stream>>>(p);
+  flash_kernel<T, D, kMask><<<grid, kThreads, smem, stream>>>(p);
   MTL_CUDA_CHECK_LAUNCH("sdpa flash kernel");
+}
+
+template <class T>
+void launch_dim(const Params& p, cudaStream_t stream) {
+  if (p.d == 64)
+    p.mask ? launch_typed<T, 64, true>(p, stream) : launch_typed<T, 64, false>(p, stream);
+  else
+    p.mask ? launch_typed<T, 128, true>(p, stream) : launch_typed<T, 128, false>(p, stream);
 }
 
 }  // namespace
 
 void launch_flash(const Params& p, Kind kind, cudaStream_t stream) {
-  if (kind == Kind::BF16)
-    p.d == 64 ? launch_typed<__nv_bfloat16, 64>(p, stream) : launch_typed<__nv_bfloat16, 128>(p, stream);
-  else
-    p.d == 64 ? launch_typed<__half, 64>(p, stream) : launch_typed<__half, 128>(p, stream);
+  kind == Kind::BF16 ? launch_dim<__nv_bfloat16>(p, stream) : launch_dim<__half>(p, stream);
 }
 
 }  // namespace metallic::cuda::attn
