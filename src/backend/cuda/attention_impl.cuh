@@ -28,6 +28,20 @@ enum class Kind { F16, BF16 };
 /// Fused tensor-core prefill for D = 64 or 128 (all rows 16-byte aligned).
 void launch_flash(const Params& p, Kind kind, cudaStream_t stream);
 
+/// How a decode call splits the keys: chunk c covers keys [c * chunk_len, min(keys, (c + 1) * chunk_len)).
+/// With more than one chunk each writes its max and sum (part_ml, [B, Hq, Sq, n_chunks, 2]) and unnormalised
+/// output (part_acc, [B, Hq, Sq, n_chunks, D]) for the merge kernel.
+struct DecodeSplit {
+  int row_groups;  // 16-row tiles per kv head
+  int n_chunks;
+  int64_t keys, chunk_len;
+  float* part_acc;
+  float* part_ml;
+};
+
+/// Split-K tensor-core decode for D = 64 or 128 (all rows 16-byte aligned).
+void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream);
+
 /// log2(e), to move an additive natural-log mask into the base-2 domain.
 constexpr float kLog2e = 1.4426950408889634f;
 
