@@ -1,0 +1,502 @@
+// Fused prefill attention on tensor cores (mma.sync m16n8k16): each CTA owns 64 query rows (16 per
+// warp), streams 64-key tiles of K and V through double-buffered shared memory with cp.async, and keeps
+// the running max, sum and output in registers, so the score matrix never reaches device memory.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <type_traits>
+
+#include "backend/cuda/attention_impl.cuh"
+#include "backend/cuda/check.h"
+
+namespace metallic::cuda::attn {
+namespace {
+
+constexpr int kBlockM = 64;  // query rows per CTA
+constexpr int kBlockN = 64;  // keys per tile
+constexpr int kThreads = 128;
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy; src_bytes 0 fills the destination with zeros (rows past the end).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+template <class T>
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// Tiles are [rows][D] with the 16-byte chunks of each row XOR-swizzled by the row's low three bits,
+// so that the eight rows one ldmatrix phase reads fall in distinct banks.
+template <int D>
+__device__ __forceinline__ int swizzle(int row, int col) {
+  return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
+}
+
+// Copies rows [row0, row0 + ROWS) of a [len, D] matrix (row stride `stride` elements) into a tile.
+template <class T, int D, int ROWS>
+__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride, int row0, int len) {
+  constexpr int kChunks = D / 8;
+#pragma unroll
+  for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
+    const int idx = static_cast<int>(threadIdx.x) + it * kThreads;
+    const int row = idx / kChunks, c = idx % kChunks;
+    const bool inside = row0 + row < len;
+    const T* g = inside ? src + static_cast<int64_t>(row0 + row) * stride + c * 8 : src;
+    cp_async16(tile + swizzle<D>(row, c * 8), g, inside ? 16 : 0);
+  }
+}
+
+template <class T, int D, bool kMask>
+__global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* sq_tile = reinterpret_cast<T*>(smem_raw);
+  T* sk_tile = sq_tile + kBlockM * D;      // [2][kBlockN * D]
+  T* sv_tile = sk_tile + 2 * kBlockN * D;  // [2][kBlockN * D]
+
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int g = lane >> 2, t = lane & 3;
+  // Heaviest causal blocks first, so the short ones fill the tail of the grid.
+  const int m_block = static_cast<int>(gridDim.x - 1 - blockIdx.x);
+  const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
+  const int kvh = h / p.group;
+  const int m0 = m_block * kBlockM;
+
+  const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1];
+  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
+  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1];
+
+  // Keys this block can see at all.
+  int64_t key_end = p.sk;
+  if (p.causal) {
+    const int64_t visible = m0 + kBlockM + p.query_offset;
+    key_end = visible < 0 ? 0 : (visible < key_end ? visible : key_end);
+  }
+  const int n_tiles = static_cast<int>((key_end + kBlockN - 1) / kBlockN);
+
+  load_tile<T, D, kBlockM>(sq_tile, q, p.q_stride[2], m0, p.sq);
+  if (n_tiles > 0) {
+    load_tile<T, D, kBlockN>(sk_tile, k, p.k_stride[2], 0, p.sk);
+    load_tile<T, D, kBlockN>(sv_tile, v, p.v_stride[2], 0, p.sk);
+  }
+  cp_async_commit();
+
+  uint32_t qa[D / 16][4];
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
+  const int row_lo = m0 + warp * 16 + g;  // this thread's rows: row_lo and row_lo + 8
+
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    const int buf = tile & 1;
+    if (tile + 1 < n_tiles) {
+      load_tile<T, D, kBlockN>(sk_tile + (buf ^ 1) * kBlockN * D, k, p.k_stride[2], (tile + 1) * kBlockN,
+                               p.sk);
+      load_tile<T, D, kBlockN>(sv_tile + (buf ^ 1) * kBlockN * D, v, p.v_stride[2], (tile + 1) * kBlockN,
+                               p.sk);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (tile == 0) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        ldmatrix_x4(qa[kk], sq_tile + swizzle<D>(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8));
+    }
+    const T* ks = sk_tile + buf * kBlockN * D;
+    const T* vs = sv_tile + buf * kBlockN * D;
+    const int n0 = tile * kBlockN;
+
+    float s[kBlockN / 8][4];
+#pragma unroll
+    for (int i = 0; i < kBlockN / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < kBlockN / 16; ++np) {
+        uint32_t kb[4];
+        ldmatrix_x4(
+            kb, ks + swizzle<D>(np * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8));
+        mma<T>(s[2 * np], qa[kk], kb[0], kb[1]);
+        mma<T>(s[2 * np + 1], qa[kk], kb[2], kb[3]);
+      }
+    }
+
+    // Only tiles that cross the end of the keys or the diagonal need per-element masking.
+    const bool edge = n0 + kBlockN > p.sk || (p.causal && n0 + kBlockN - 1 > m0 + p.query_offset);
+#pragma unroll
+    for (int nt = 0; nt < kBlockN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[nt][e] * p.scale_log2;
+        const int row = row_lo + (e >> 1) * 8;
+        const int col = n0 + nt * 8 + 2 * t + (e & 1);
+        if (kMask && row < p.sq && col < p.sk)
+          x += kLog2e *
+               p.mask[b * p.m_stride[0] + h * p.m_stride[1] + row * p.m_stride[2] + col * p.m_stride[3]];
+        if (edge && (col >= p.sk || (p.causal && col > row + p.query_offset))) x = -INFINITY;
+        s[nt][e] = x;
+      }
+    }
+
+    float corr[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float mx = row_max[half];
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      // With nothing seen yet the max is -inf; subtracting 0 instead keeps exp2 at 0 rather than NaN.
+      const float base = mx == -INFINITY ? 0.0f : mx;
+      corr[half] = fast_exp2(row_max[half] - base);
+      row_max[half] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kBlockN / 8; ++nt) {
+        s[nt][2 * half] = fast_exp2(s[nt][2 * half] - base);
+        s[nt][2 * half + 1] = fast_exp2(s[nt][2 * half + 1] - base);
+        sum += s[nt][2 * half] + s[nt][2 * half + 1];
+      }
+      row_sum[half] = row_sum[half] * corr[half] + sum;
+    }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      o[dt][0] *= corr[0];
+      o[dt][1] *= corr[0];
+      o[dt][2] *= corr[1];
+      o[dt][3] *= corr[1];
+    }
+
+#pragma unroll
+    for (int kb = 0; kb < kBlockN / 16; ++kb) {
+      const uint32_t pa[4] = {pack2<T>(s[2 * kb][0], s[2 * kb][1]), pack2<T>(s[2 * kb][2], s[2 * kb][3]),
+                              pack2<T>(s[2 * kb + 1][0], s[2 * kb + 1][1]),
+                              pack2<T>(s[2 * kb + 1][2], s[2 * kb + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(
+            vb, vs + swizzle<D>(kb * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 16 + (lane >> 4) * 8));
+        mma<T>(o[2 * dp], pa, vb[0], vb[1]);
+        mma<T>(o[2 * dp + 1], pa, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // the next iteration's loads overwrite the buffer just read
+  }
+
+  T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float sum = row_sum[half];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int row = row_lo + half * 8;
+    if (row >= p.sq) continue;
+    T* orow = out + row * p.o_stride[2];
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt)
+      *reinterpret_cast<uint32_t*>(orow + dt * 8 + 2 * t) =
+          pack2<T>(o[dt][2 * half] * inv, o[dt][2 * half + 1] * inv);
+  }
+}
+
+// Split-K decode on tensor cores: the up to 16 query rows that share one kv head (q heads of the group
+// times Sq queries) form one m16 tile, so every K and V byte of the chunk is read once for all of them.
+// The four warps take 16-key slices of each 64-key tile from a three-stage cp.async ring, keep their
+// own running max, sum and output, and merge them through shared memory at the end.
+constexpr int kDecodeRows = 16;
+constexpr int kDecodeStages = 3;
+
+template <class T, int D>
+constexpr int decode_smem_bytes() {
+  return kDecodeRows * D * static_cast<int>(sizeof(T)) +
+         kDecodeStages * 2 * kBlockN * D * static_cast<int>(sizeof(T));
+}
+
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, DecodeSplit split) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* sq_tile = reinterpret_cast<T*>(smem_raw);
+  T* ring = sq_tile + kDecodeRows * D;  // [stage][K, V][kBlockN * D]
+
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int chunk = static_cast<int>(blockIdx.x), n_chunks = static_cast<int>(gridDim.x);
+  const int kvh = static_cast<int>(blockIdx.y) / split.row_groups;
+  const int r0 = (static_cast<int>(blockIdx.y) % split.row_groups) * kDecodeRows;
+  const int b = static_cast<int>(blockIdx.z);
+  const int rows = min(kDecodeRows, p.group * p.sq - r0);
+
+  const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
+  const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1];
+  const int64_t k0 = chunk * split.chunk_len,
+                k1 = split.keys < k0 + split.chunk_len ? split.keys : k0 + split.chunk_len;
+  const int n_tiles = static_cast<int>((k1 - k0 + kBlockN - 1) / kBlockN);
+
+  // Query rows: row r of the tile is query (r0 + r) % Sq of q head kvh * group + (r0 + r) / Sq.
+  for (int idx = static_cast<int>(threadIdx.x); idx < kDecodeRows * D / 8; idx += kThreads) {
+    const int r = idx / (D / 8), c = idx % (D / 8);
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (r < rows) {
+      const int qh = kvh * p.group + (r0 + r) / p.sq, qi = (r0 + r) % p.sq;
+      val = *reinterpret_cast<const uint4*>(static_cast<const T*>(p.q) + b * p.q_stride[0] +
+                                            qh * p.q_stride[1] + qi * p.q_stride[2] + c * 8);
+    }
+    *reinterpret_cast<uint4*>(sq_tile + swizzle<D>(r, c * 8)) = val;
+  }
+  const auto load_stage = [&](int tile) {
+    if (tile < n_tiles) {
+      T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * D;
+      load_tile<T, D, kBlockN>(ks, k, p.k_stride[2], static_cast<int>(k0) + tile * kBlockN,
+                               static_cast<int>(k1));
+      load_tile<T, D, kBlockN>(ks + kBlockN * D, v, p.v_stride[2], static_cast<int>(k0) + tile * kBlockN,
+                               static_cast<int>(k1));
+    }
+    cp_async_commit();  // empty groups keep the wait count uniform
+  };
+#pragma unroll
+  for (int st = 0; st < kDecodeStages - 1; ++st) load_stage(st);
+  __syncthreads();
+  uint32_t qa[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    ldmatrix_x4(qa[kk], sq_tile + swizzle<D>(lane & 15, kk * 16 + (lane >> 4) * 8));
+
+  // This thread's two rows (g and g + 8): their query position and head, or -1 past the last row.
+  int row_q[2], row_h[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = g + 8 * half;
+    row_q[half] = r < rows ? (r0 + r) % p.sq : -1;
+    row_h[half] = kvh * p.group + (r0 + r) / p.sq;
+  }
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
+
+  for (int tile = 0; tile < n_tiles; ++tile) {
+    cp_async_wait<kDecodeStages - 2>();
+    __syncthreads();
+    load_stage(tile + kDecodeStages - 1);  // into the stage every warp finished reading last iteration
+    const T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * D;
+    const T* vs = ks + kBlockN * D;
+    const int n0 = warp * 16;  // this warp's slice of the tile
+
+    float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t kb[4];
+      ldmatrix_x4(kb, ks + swizzle<D>(n0 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8));
+      mma<T>(s[0], qa[kk], kb[0], kb[1]);
+      mma<T>(s[1], qa[kk], kb[2], kb[3]);
+    }
+    const int64_t key0 = k0 + static_cast<int64_t>(tile) * kBlockN + n0;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int half = e >> 1;
+        const int64_t j = key0 + nt * 8 + 2 * t + (e & 1);
+        float x = s[nt][e] * p.scale_log2;
+        if (p.mask && row_q[half] >= 0 && j < k1)
+          x += kLog2e * p.mask[b * p.m_stride[0] + row_h[half] * p.m_stride[1] + row_q[half] * p.m_stride[2] +
+                               j * p.m_stride[3]];
+        if (j >= k1 || row_q[half] < 0 || (p.causal && j > row_q[half] + p.query_offset)) x = -INFINITY;
+        s[nt][e] = x;
+      }
+    }
+    float corr[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float mx = fmaxf(row_max[half], fmaxf(fmaxf(s[0][2 * half], s[0][2 * half + 1]),
+                                            fmaxf(s[1][2 * half], s[1][2 * half + 1])));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float base = mx == -INFINITY ? 0.0f : mx;
+      corr[half] = fast_exp2(row_max[half] - base);
+      row_max[half] = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        s[nt][2 * half] = fast_exp2(s[nt][2 * half] - base);
+        s[nt][2 * half + 1] = fast_exp2(s[nt][2 * half + 1] - base);
+        sum += s[nt][2 * half] + s[nt][2 * half + 1];
+      }
+      row_sum[half] = row_sum[half] * corr[half] + sum;
+    }
+    const uint32_t pa[4] = {pack2<T>(s[0][0], s[0][1]), pack2<T>(s[0][2], s[0][3]),
+                            pack2<T>(s[1][0], s[1][1]), pack2<T>(s[1][2], s[1][3])};
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      o[2 * dp][0] *= corr[0];
+      o[2 * dp][1] *= corr[0];
+      o[2 * dp][2] *= corr[1];
+      o[2 * dp][3] *= corr[1];
+      o[2 * dp + 1][0] *= corr[0];
+      o[2 * dp + 1][1] *= corr[0];
+      o[2 * dp + 1][2] *= corr[1];
+      o[2 * dp + 1][3] *= corr[1];
+      uint32_t vb[4];
+      ldmatrix_x4_trans(vb,
+                        vs + swizzle<D>(n0 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 16 + (lane >> 4) * 8));
+      mma<T>(o[2 * dp], pa, vb[0], vb[1]);
+      mma<T>(o[2 * dp + 1], pa, vb[2], vb[3]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the ring is reused below for the merge
+
+  float* s_m = reinterpret_cast<float*>(ring);  // [warp][row]
+  float* s_l = s_m + 4 * kDecodeRows;           // [warp][row]
+  float* s_o = s_l + 4 * kDecodeRows;           // [warp][row][D]
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float sum = row_sum[half];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const int r = g + 8 * half;
+    if (t == 0) {
+      s_m[warp * kDecodeRows + r] = row_max[half];
+      s_l[warp * kDecodeRows + r] = sum;
+    }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; ++dt) {
+      s_o[(warp * kDecodeRows + r) * D + dt * 8 + 2 * t] = o[dt][2 * half];
+      s_o[(warp * kDecodeRows + r) * D + dt * 8 + 2 * t + 1] = o[dt][2 * half + 1];
+    }
+  }
+  __syncthreads();
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows * D; idx += kThreads) {
+    const int r = idx / D, d = idx % D;
+    float mx = -INFINITY;
+    for (int w = 0; w < 4; ++w) mx = fmaxf(mx, s_m[w * kDecodeRows + r]);
+    float sum = 0.0f, a = 0.0f;
+    if (mx != -INFINITY) {
+      for (int w = 0; w < 4; ++w) {
+        const float wt = fast_exp2(s_m[w * kDecodeRows + r] - mx);
+        sum += wt * s_l[w * kDecodeRows + r];
+        a += wt * s_o[(w * kDecodeRows + r) * D + d];
+      }
+    }
+    const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
+    if (n_chunks == 1) {
+      T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
+      const float val = sum > 0.0f ? a / sum : 0.0f;
+      if constexpr (std::is_same_v<T, __nv_bfloat16>)
+        out[d] = __float2bfloat16(val);
+      else
+        out[d] = __float2half(val);
+    } else {
+      const int64_t slot = ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks + chunk;
+      split.part_acc[slot * D + d] = a;
+      if (d == 0) {
+        split.part_ml[2 * slot] = mx;
+        split.part_ml[2 * slot + 1] = sum;
+      }
+    }
+  }
+}
+
+template <class T, int D>
+void launch_decode_typed(const Params& p, const DecodeSplit& split, cudaStream_t stream) {
+  constexpr int smem = decode_smem_bytes<T, D>();
+  static_assert(kDecodeStages * 2 * kBlockN * D * sizeof(T) >= sizeof(float) * 4 * kDecodeRows * (D + 2),
+                "the merge reuses the ring");
+  MTL_CUDA_CHECK(
+      cudaFuncSetAttribute(flash_decode_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid(static_cast<unsigned>(split.n_chunks), static_cast<unsigned>(p.hkv * split.row_groups),
+                  static_cast<unsigned>(p.batch));
+  flash_decode_kernel<T, D><<<grid, kThreads, smem, stream>>>(p, split);
+  MTL_CUDA_CHECK_LAUNCH("sdpa decode kernel");
+}
+
+template <class T, int D, bool kMask>
+void launch_typed(const Params& p, cudaStream_t stream) {
+  constexpr int smem = (kBlockM + 4 * kBlockN) * D * static_cast<int>(sizeof(T));
+  MTL_CUDA_CHECK(
+      cudaFuncSetAttribute(flash_kernel<T, D, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((p.sq + kBlockM - 1) / kBlockM, p.hq, p.batch);
+  flash_kernel<T, D, kMask><<<grid, kThreads, smem, stream>>>(p);
+  MTL_CUDA_CHECK_LAUNCH("sdpa flash kernel");
+}
+
+template <class T>
+void launch_dim(const Params& p, cudaStream_t stream) {
+  if (p.d == 64)
+    p.mask ? launch_typed<T, 64, true>(p, stream) : launch_typed<T, 64, false>(p, stream);
+  else
+    p.mask ? launch_typed<T, 128, true>(p, stream) : launch_typed<T, 128, false>(p, stream);
+}
+
+}  // namespace
+
+void launch_flash(const Params& p, Kind kind, cudaStream_t stream) {
+  kind == Kind::BF16 ? launch_dim<__nv_bfloat16>(p, stream) : launch_dim<__half>(p, stream);
+}
+
+void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream) {
+  if (kind == Kind::BF16)
+    p.d == 64 ? launch_decode_typed<__nv_bfloat16, 64>(p, split, stream)
+              : launch_decode_typed<__nv_bfloat16, 128>(p, split, stream);
+  else
+    p.d == 64 ? launch_decode_typed<__half, 64>(p, split, stream)
+              : launch_decode_typed<__half, 128>(p, split, stream);
+}
+
+}  // namespace metallic::cuda::attn

@@ -1,0 +1,48 @@
+// Shared pieces of the CUDA attention kernels: the launch parameters and the launchers each variant
+// file provides to the dispatcher in attention.cu.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace metallic::cuda::attn {
+
+/// Pointers and element strides ([batch, head, seq]; the last dimension is dense) of one call.
+struct Params {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;
+  const float* mask;  // null when absent; strides below index [B, Hq, Sq, Sk]
+  int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3], m_stride[4];
+  int batch, hq, hkv, sq, sk, d, group;
+  float scale_log2;  // scale * log2(e): softmax runs in base 2
+  bool causal;
+  int64_t query_offset;
+};
+
+/// Which element type a launcher runs on.
+enum class Kind { F16, BF16 };
+
+/// Fused tensor-core prefill for D = 64 or 128 (all rows 16-byte aligned).
+void launch_flash(const Params& p, Kind kind, cudaStream_t stream);
+
+/// How a decode call splits the keys: chunk c covers keys [c * chunk_len, min(keys, (c + 1) * chunk_len)).
+/// With more than one chunk each writes its max and sum (part_ml, [B, Hq, Sq, n_chunks, 2]) and unnormalised
+/// output (part_acc, [B, Hq, Sq, n_chunks, D]) for the merge kernel.
+struct DecodeSplit {
+  int row_groups;  // 16-row tiles per kv head
+  int n_chunks;
+  int64_t keys, chunk_len;
+  float* part_acc;
+  float* part_ml;
+};
+
+/// Split-K tensor-core decode for D = 64 or 128 (all rows 16-byte aligned).
+void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream);
+
+/// log2(e), to move an additive natural-log mask into the base-2 domain.
+constexpr float kLog2e = 1.4426950408889634f;
+
+}  // namespace metallic::cuda::attn
