@@ -15,11 +15,12 @@
 namespace metallic {
 
 /// Encodes and decodes text with one vocabulary. All members are const and safe to call from several
-/// threads at once (the BPE word cache is internally locked).
+/// threads at once (the per-word segmentation cache is internally locked).
 ///
 /// Input text that is not valid UTF-8 never fails: each byte of an ill-formed sequence becomes its own
 /// unit, which SentencePiece vocabularies encode through their `<0xNN>` byte tokens (or `<unk>` when those
 /// are missing) and byte-level BPE through the byte's own token. Such bytes also end a pre-token.
+/// Text is not Unicode-normalized (Qwen2's reference applies NFC first; pass NFC text to match it).
 class Tokenizer {
  public:
   /// Builds the lookup tables; throws Error(Format) for an inconsistent vocabulary and
