@@ -11,5 +11,11 @@ void add_info_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 /// `metallic tokenize -m FILE.gguf TEXT` (ids as a JSON array) and `metallic detokenize -m FILE.gguf IDS...`.
 void add_tokenize_commands(CLI::App& app);
+/// `metallic run`: generate text from a prompt, streaming it.
+void add_run_command(CLI::App& app);
+/// `metallic chat`: interactive conversation in the model's chat format.
+void add_chat_command(CLI::App& app);
+/// `metallic logits`: the logits after each of the given ids, as JSON.
+void add_logits_command(CLI::App& app);
 
 }  // namespace metallic::cli

@@ -9,6 +9,9 @@ int main(int argc, char** argv) {
   CLI::App app{"metallic: LLM inference on CUDA and CPU"};
   app.require_subcommand(1);
   metallic::cli::add_info_command(app);
+  metallic::cli::add_run_command(app);
+  metallic::cli::add_chat_command(app);
+  metallic::cli::add_logits_command(app);
   metallic::cli::add_inspect_command(app);
   metallic::cli::add_tokenize_commands(app);
   try {
