@@ -1,0 +1,72 @@
+// matmul, linear (GEMV, dense and quantized) and embedding cases; peers in bench/torch/matmul.py.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench.h"
+#include "metallic/model/quant.h"
+#include "metallic/ops/copy.h"
+#include "metallic/ops/creation.h"
+#include "metallic/ops/embedding.h"
+#include "metallic/ops/matmul.h"
+
+namespace metallic::bench {
+namespace {
+
+Tensor random_tensor(Harness& h, const Shape& s, DType t, uint64_t seed) {
+  return cast(normal(h.context(), s, seed), t);
+}
+
+// A [n, k] weight of a block type: random floats quantized on the host, uploaded.
+Tensor quantized_weight(Harness& h, DType t, int64_t n, int64_t k) {
+  std::vector<float> v(static_cast<size_t>(n * k));
+  uint32_t s = 12345;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = (static_cast<float>(s >> 8) / 16777216.f - 0.5f) * 0.1f;
+  }
+  const int64_t bytes = storage_bytes(t, n * k);
+  std::vector<uint8_t> raw(static_cast<size_t>(bytes));
+  quant::quantize(t, v.data(), raw.data(), n * k);
+  Tensor u8 = Tensor::from_vector<uint8_t>(h.context(), raw, {bytes});
+  return Tensor(u8.buffer(), u8.offset(), {n, k}, {k, 1}, t);
+}
+
+void gemv_case(Harness& h, DType wt) {
+  const int64_t m = 1, k = 4096, n = 11008;
+  Tensor x = random_tensor(h, {m, k}, DType::BF16, 1);
+  Tensor w = is_quantized(wt) ? quantized_weight(h, wt, n, k) : random_tensor(h, {n, k}, wt, 2);
+  Tensor y = Tensor::empty(h.context(), {m, n}, DType::BF16);
+  // L2 is flushed before each run so weights smaller than L2 are read from memory, as in decoding.
+  const double ms = h.time_ms([&] { linear(x, w, Tensor(), y); }, /*flush_l2=*/true);
+  const double bytes = static_cast<double>(storage_bytes(wt, n * k)) + 2.0 * (m * k + m * n);
+  h.report("linear", "1x4096x11008", std::string(name(wt)), ms, bytes, 2.0 * m * n * k);
+}
+
+}  // namespace
+
+METALLIC_BENCH(matmul_gemm_4096_bf16) {
+  const int64_t n = 4096;
+  Tensor a = random_tensor(h, {n, n}, DType::BF16, 1), b = random_tensor(h, {n, n}, DType::BF16, 2);
+  Tensor c = Tensor::empty(h.context(), {n, n}, DType::BF16);
+  const double ms = h.time_ms([&] { matmul(a, b, c); });
+  h.report("matmul", "4096x4096x4096", "bf16", ms, 0, 2.0 * n * n * n);
+}
+
+METALLIC_BENCH(matmul_gemv_bf16) { gemv_case(h, DType::BF16); }
+METALLIC_BENCH(matmul_gemv_q8_0) { gemv_case(h, DType::Q8_0); }
+METALLIC_BENCH(matmul_gemv_q4_0) { gemv_case(h, DType::Q4_0); }
+METALLIC_BENCH(matmul_gemv_q4_k) { gemv_case(h, DType::Q4_K); }
+
+METALLIC_BENCH(matmul_embedding_bf16) {
+  const int64_t v = 32000, d = 4096, t = 4096;
+  Tensor table = random_tensor(h, {v, d}, DType::BF16, 3);
+  std::vector<int32_t> ids(static_cast<size_t>(t));
+  for (int64_t i = 0; i < t; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919) % v);
+  Tensor idt = Tensor::from_vector<int32_t>(h.context(), ids, {t});
+  Tensor y = Tensor::empty(h.context(), {t, d}, DType::BF16);
+  const double ms = h.time_ms([&] { embedding(table, idt, y); });
+  h.report("embedding", "V32000xD4096xT4096", "bf16", ms, 2.0 * 2.0 * t * d, 0);
+}
+
+}  // namespace metallic::bench

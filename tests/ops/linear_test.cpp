@@ -1,0 +1,153 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "metallic/model/quant.h"
+#include "metallic/ops/copy.h"
+#include "metallic/ops/embedding.h"
+#include "metallic/ops/matmul.h"
+#include "test_support.h"
+
+namespace metallic {
+namespace {
+
+// A [rows, cols] weight of `type` on `ctx` built by quantizing seeded floats on the CPU; `deq` receives the
+// de-quantized values the reference uses.
+Tensor make_weight(const std::shared_ptr<Context>& ctx, DType type, int64_t rows, int64_t cols, uint32_t seed,
+                   std::vector<float>& deq) {
+  const auto v = test::random_floats(static_cast<size_t>(rows * cols), seed);
+  const int64_t bytes = storage_bytes(type, rows * cols);
+  std::vector<uint8_t> raw(static_cast<size_t>(bytes));
+  quant::quantize(type, v.data(), raw.data(), rows * cols);
+  deq.resize(v.size());
+  quant::dequantize(type, raw.data(), deq.data(), rows * cols);
+  Tensor u8 = Tensor::from_vector<uint8_t>(ctx, raw, {bytes});
+  return Tensor(u8.buffer(), u8.offset(), {rows, cols}, {cols, 1}, type);
+}
+
+std::vector<double> reference(const std::vector<float>& x, int64_t m, int64_t k, const std::vector<float>& w, int64_t n,
+                              const std::vector<float>* bias) {
+  std::vector<double> y(static_cast<size_t>(m * n));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = bias ? (*bias)[static_cast<size_t>(j)] : 0.0;
+      for (int64_t p = 0; p < k; ++p)
+        s += static_cast<double>(x[static_cast<size_t>(i * k + p)]) * w[static_cast<size_t>(j * k + p)];
+      y[static_cast<size_t>(i * n + j)] = s;
+    }
+  return y;
+}
+
+struct Param {
+  Device device;
+  DType weight;
+  DType x;
+};
+
+class Linear : public ::testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
+    ctx = Context::create(GetParam().device);
+  }
+  void run_case(int64_t m, int64_t k, int64_t n, bool with_bias, uint32_t seed) {
+    const auto [dev, wt, xt] = GetParam();
+    std::vector<float> wdeq;
+    Tensor w = make_weight(ctx, wt, n, k, seed, wdeq);
+    auto xv = test::random_floats(static_cast<size_t>(m * k), seed + 1);
+    Tensor x = cast(Tensor::from_vector<float>(ctx, xv, {m, k}), xt);
+    xv = x.to_vector<float>();  // the rounded values the kernel sees
+    std::vector<float> bv = test::random_floats(static_cast<size_t>(n), seed + 2);
+    Tensor b = with_bias ? Tensor::from_vector<float>(ctx, bv, {n}) : Tensor();
+    Tensor y = linear(x, w, b);
+    ASSERT_EQ(y.shape(), (Shape{m, n}));
+    const auto want = reference(xv, m, k, wdeq, n, with_bias ? &bv : nullptr);
+    // Only accumulation error (and one rounding to x's dtype; large-M tiles also round W to x's dtype).
+    const double t = xt == DType::BF16 ? 3e-2 : xt == DType::F16 ? 5e-3 : 1e-4;
+    EXPECT_LE(test::max_rel_error(y.to_vector<float>(), want, 1.0), t)
+        << "m=" << m << " k=" << k << " n=" << n << " weight " << name(wt);
+  }
+  std::shared_ptr<Context> ctx;
+};
+
+TEST_P(Linear, Gemv) {
+  const int64_t k = info(GetParam().weight).block_size == 256 ? 512 : 256;
+  run_case(1, k, 3, true, 1);
+  run_case(1, k, 257, false, 2);
+  run_case(3, k, 67, true, 3);
+  run_case(8, 2 * k, 40, true, 4);
+}
+
+TEST_P(Linear, BatchedRows) {
+  const int64_t k = info(GetParam().weight).block_size == 256 ? 512 : 256;
+  run_case(9, k, 33, true, 5);
+  run_case(64, k, 130, false, 6);
+}
+
+TEST_P(Linear, LargeK) {
+  // K beyond one staged chunk of x.
+  run_case(1, 9216, 20, false, 7);
+  run_case(5, 9216, 20, true, 8);
+}
+
+std::string param_name(const ::testing::TestParamInfo<Param>& p) {
+  return std::string(name(p.param.weight)) + "_x" + std::string(name(p.param.x));
+}
+
+#define MTL_LINEAR_PARAMS(dev)                                                                              \
+  ::testing::Values(Param{dev, DType::F32, DType::F32}, Param{dev, DType::F16, DType::F32},                 \
+                    Param{dev, DType::BF16, DType::BF16}, Param{dev, DType::F16, DType::F16},               \
+                    Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q8_0, DType::BF16},              \
+                    Param{dev, DType::Q4_0, DType::F32}, Param{dev, DType::Q4_0, DType::F16},               \
+                    Param{dev, DType::Q4_K, DType::F32}, Param{dev, DType::Q4_K, DType::BF16},              \
+                    Param{dev, DType::Q6_K, DType::F32}, Param{dev, DType::Q6_K, DType::BF16})
+INSTANTIATE_TEST_SUITE_P(Cpu, Linear, MTL_LINEAR_PARAMS(Device::cpu()), param_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, Linear, MTL_LINEAR_PARAMS(Device::cuda()), param_name);
+
+class LinearMisc : public test::BackendTest {};
+
+TEST_P(LinearMisc, LeadingDimsAndOddSizes) {
+  // x [2, 3, 7] (odd K, dense f32 weight, no block constraint), non-contiguous output.
+  auto xv = test::random_floats(42, 1), wv = test::random_floats(5 * 7, 2);
+  Tensor x = Tensor::from_vector<float>(ctx, xv, {2, 3, 7});
+  Tensor w = Tensor::from_vector<float>(ctx, wv, {5, 7});
+  Tensor y = linear(x, w);
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 5}));
+  EXPECT_LE(test::max_rel_error(y.to_vector<float>(), reference(xv, 6, 7, wv, 5, nullptr)), 1e-5);
+  Tensor out = Tensor::empty(ctx, {5, 6}, DType::F32).transpose(0, 1);  // [6, 5], not contiguous
+  Tensor x2 = x.reshape({6, 7});
+  linear(x2, w, Tensor(), out);
+  EXPECT_LE(test::max_rel_error(out.contiguous().to_vector<float>(), reference(xv, 6, 7, wv, 5, nullptr)), 1e-5);
+}
+
+TEST_P(LinearMisc, Errors) {
+  Tensor x = Tensor::from_vector<float>(ctx, test::random_floats(64, 1), {2, 32});
+  Tensor w = Tensor::from_vector<float>(ctx, test::random_floats(96, 2), {3, 32});
+  EXPECT_METALLIC_ERROR(linear(x, Tensor::from_vector<float>(ctx, test::random_floats(93, 2), {3, 31})),
+                        ErrorCode::ShapeMismatch);
+  EXPECT_METALLIC_ERROR(linear(x, w, Tensor::from_vector<float>(ctx, test::random_floats(4, 3), {4})),
+                        ErrorCode::ShapeMismatch);
+  Tensor xi = Tensor::from_vector<int32_t>(ctx, std::vector<int32_t>(64, 1), {2, 32});
+  EXPECT_METALLIC_ERROR(linear(xi, w), ErrorCode::NotSupported);
+  Tensor out16 = Tensor::empty(ctx, {2, 3}, DType::F16);
+  EXPECT_METALLIC_ERROR(linear(x, w, Tensor(), out16), ErrorCode::DTypeMismatch);
+  // A quantized weight whose rows are not dense (a column slice) is refused.
+  std::vector<float> deq;
+  Tensor q = make_weight(ctx, DType::Q8_0, 4, 64, 5, deq);
+  EXPECT_METALLIC_ERROR(linear(x, Tensor(q.buffer(), q.offset(), {4, 32}, {64, 1}, DType::Q8_0)),
+                        ErrorCode::InvalidArgument);
+  // K not a multiple of the block size.
+  Tensor x16 = Tensor::from_vector<float>(ctx, test::random_floats(16, 1), {1, 16});
+  EXPECT_METALLIC_ERROR(linear(x16, Tensor(q.buffer(), q.offset(), {2, 16}, {32, 1}, DType::Q8_0)),
+                        ErrorCode::InvalidArgument);
+  // A block type without a decoder.
+  Tensor iq(q.buffer(), q.offset(), {1, 256}, {256, 1}, DType::IQ2_XXS);
+  Tensor x256 = Tensor::from_vector<float>(ctx, test::random_floats(256, 1), {1, 256});
+  EXPECT_METALLIC_ERROR(linear(x256, iq), ErrorCode::NotSupported);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, LinearMisc, ::testing::Values(Device::cpu()));
+INSTANTIATE_TEST_SUITE_P(Cuda, LinearMisc, ::testing::Values(Device::cuda()));
+
+}  // namespace
+}  // namespace metallic
