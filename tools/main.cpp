@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"metallic: LLM inference on CUDA and CPU"};
   app.require_subcommand(1);
   metallic::cli::add_info_command(app);
+  metallic::cli::add_inspect_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

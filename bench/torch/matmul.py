@@ -1,0 +1,36 @@
+"""PyTorch peers of bench/matmul.cpp: GEMM, GEMV (linear with M = 1) and embedding lookup.
+
+The quantized GEMV cases (q8_0, q4_0, q4_k) have no PyTorch peer and are reported by our side alone.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def run(timer):
+    dev = "cuda"
+    rows = []
+    torch.manual_seed(0)
+
+    # GEMM 4096^3 bf16: op "matmul", shape M x N x K.
+    n = 4096
+    a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+    c = torch.empty(n, n, device=dev, dtype=torch.bfloat16)
+    rows.append({"op": "matmul", "shape": f"{n}x{n}x{n}", "dtype": "bf16",
+                 "ms": timer(lambda: torch.matmul(a, b, out=c))})
+    del a, b, c
+
+    # GEMV: y[1, N] = x[1, K] @ W[N, K]^T, shape M x K x N.
+    m, k, nn = 1, 4096, 11008
+    x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+    w = torch.randn(nn, k, device=dev, dtype=torch.bfloat16)
+    rows.append({"op": "linear", "shape": f"{m}x{k}x{nn}", "dtype": "bf16", "ms": timer(lambda: F.linear(x, w))})
+    del x, w
+
+    # Embedding lookup: table [V, D], ids [T].
+    v, d, t = 32000, 4096, 4096
+    table = torch.randn(v, d, device=dev, dtype=torch.bfloat16)
+    ids = torch.randint(0, v, (t,), device=dev, dtype=torch.int32)
+    rows.append({"op": "embedding", "shape": f"V{v}xD{d}xT{t}", "dtype": "bf16",
+                 "ms": timer(lambda: F.embedding(ids, table))})
+    return rows
