@@ -16,7 +16,9 @@ struct Case {
   DType dtype;
 };
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) { return std::string(name(info.param.dtype)); }
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return std::string(name(info.param.dtype));
+}
 
 // Relative tolerance of one rounding to `dtype` (the kernels compute in f32 and round once).
 double tolerance(DType dtype) {
@@ -28,8 +30,8 @@ double tolerance(DType dtype) {
 }
 
 // Naive double reference: index the inputs by broadcasting rules directly.
-std::vector<double> reference(BinaryOp op, const std::vector<float>& a, const Shape& sa, const std::vector<float>& b,
-                              const Shape& sb, const Shape& out) {
+std::vector<double> reference(BinaryOp op, const std::vector<float>& a, const Shape& sa,
+                              const std::vector<float>& b, const Shape& sb, const Shape& out) {
   std::vector<double> r(static_cast<size_t>(out.numel()));
   for (int64_t i = 0; i < out.numel(); ++i) {
     int64_t rest = i, ia = 0, ib = 0, ma = 1, mb = 1;
@@ -47,7 +49,10 @@ std::vector<double> reference(BinaryOp op, const std::vector<float>& a, const Sh
       }
     }
     const double x = a[static_cast<size_t>(ia)], y = b[static_cast<size_t>(ib)];
-    r[static_cast<size_t>(i)] = op == BinaryOp::Add ? x + y : op == BinaryOp::Sub ? x - y : op == BinaryOp::Mul ? x * y : x / y;
+    r[static_cast<size_t>(i)] = op == BinaryOp::Add   ? x + y
+                                : op == BinaryOp::Sub ? x - y
+                                : op == BinaryOp::Mul ? x * y
+                                                      : x / y;
   }
   return r;
 }
@@ -59,7 +64,8 @@ class Elementwise : public ::testing::TestWithParam<Case> {
     ctx = Context::create(GetParam().device);
   }
   // Seeded values stored in the dtype under test; returns the tensor and the values as stored.
-  std::pair<Tensor, std::vector<float>> input(const Shape& shape, uint32_t seed, float lo = -2.f, float hi = 2.f) {
+  std::pair<Tensor, std::vector<float>> input(const Shape& shape, uint32_t seed, float lo = -2.f,
+                                              float hi = 2.f) {
     const Tensor t = cast(Tensor::from_vector(ctx, test::random_floats(shape.numel(), seed, lo, hi), shape),
                           GetParam().dtype);
     return {t, t.to_vector<float>()};
@@ -68,8 +74,8 @@ class Elementwise : public ::testing::TestWithParam<Case> {
 };
 
 TEST_P(Elementwise, BroadcastingMatchesDoubleReference) {
-  const std::vector<std::pair<Shape, Shape>> shapes = {
-      {{257}, {257}}, {{3, 1, 5}, {4, 1}}, {{1}, {2, 3}}, {{2, 3, 4}, {4}}, {{7, 1}, {1, 9}}, {{}, {3}}};
+  const std::vector<std::pair<Shape, Shape>> shapes = {{{257}, {257}},   {{3, 1, 5}, {4, 1}}, {{1}, {2, 3}},
+                                                       {{2, 3, 4}, {4}}, {{7, 1}, {1, 9}},    {{}, {3}}};
   for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
     uint32_t seed = 100;
     for (const auto& [sa, sb] : shapes) {
@@ -80,7 +86,8 @@ TEST_P(Elementwise, BroadcastingMatchesDoubleReference) {
       EXPECT_EQ(out.shape(), so);
       const double err = test::max_rel_error(out.to_vector<float>(), reference(op, va, sa, vb, sb, so), 1e-3);
       EXPECT_TRUE(err <= tolerance(GetParam().dtype))
-          << "op " << static_cast<int>(op) << " " << sa.to_string() << " x " << sb.to_string() << " err " << err;
+          << "op " << static_cast<int>(op) << " " << sa.to_string() << " x " << sb.to_string() << " err "
+          << err;
     }
   }
 }
@@ -88,9 +95,9 @@ TEST_P(Elementwise, BroadcastingMatchesDoubleReference) {
 TEST_P(Elementwise, ViewsWithOffsetsAndStrides) {
   const auto [base, vbase] = input({4, 6, 5}, 11);
   // Non-contiguous operands: a transposed slice with an offset, and a strided slice.
-  const Tensor a = base.narrow(0, 1, 3).transpose(1, 2);  // [3,5,6]
+  const Tensor a = base.narrow(0, 1, 3).transpose(1, 2);    // [3,5,6]
   const Tensor b = base.slice(0, 0, 4, 2).narrow(1, 2, 1);  // [2,1,5]: rows 0 and 2, column 2
-  const Tensor bb = b.select(0, 1).transpose(0, 1);          // [5,1] = base[2, 2, :], broadcast over k
+  const Tensor bb = b.select(0, 1).transpose(0, 1);         // [5,1] = base[2, 2, :], broadcast over k
   const Tensor out_base = full(ctx, {3, 5, 8}, NAN, GetParam().dtype);  // poisoned, written through a view
   const Tensor out = out_base.narrow(2, 1, 6);
   binary(BinaryOp::Mul, a, bb, out);
@@ -141,9 +148,11 @@ TEST_P(Elementwise, ErrorsCarryTheirCodes) {
   const Tensor other = zeros(ctx, {2, 3}, GetParam().dtype == DType::F32 ? DType::F16 : DType::F32);
   EXPECT_METALLIC_ERROR(add(a, other), ErrorCode::DTypeMismatch);
   EXPECT_METALLIC_ERROR(add(a, zeros(ctx, {4}, GetParam().dtype)), ErrorCode::ShapeMismatch);
-  EXPECT_METALLIC_ERROR(binary(BinaryOp::Add, a, a, zeros(ctx, {3, 2}, GetParam().dtype)), ErrorCode::ShapeMismatch);
+  EXPECT_METALLIC_ERROR(binary(BinaryOp::Add, a, a, zeros(ctx, {3, 2}, GetParam().dtype)),
+                        ErrorCode::ShapeMismatch);
   EXPECT_METALLIC_ERROR(add(a, Tensor()), ErrorCode::InvalidArgument);
-  EXPECT_METALLIC_ERROR(div(zeros(ctx, {2}, DType::I32), zeros(ctx, {2}, DType::I32)), ErrorCode::NotSupported);
+  EXPECT_METALLIC_ERROR(div(zeros(ctx, {2}, DType::I32), zeros(ctx, {2}, DType::I32)),
+                        ErrorCode::NotSupported);
   EXPECT_METALLIC_ERROR(add(Tensor::empty(ctx, {32}, DType::Q8_0), Tensor::empty(ctx, {32}, DType::Q8_0)),
                         ErrorCode::NotSupported);
   if (GetParam().device.is_cuda()) {
@@ -154,10 +163,13 @@ TEST_P(Elementwise, ErrorsCarryTheirCodes) {
 
 TEST_P(Elementwise, CastsRoundToNearestEven) {
   // Values chosen by hand: exactly representable in f32; their f16/bf16 roundings are worked out below.
-  const std::vector<float> v = {1.0f, 1.00048828125f /* 1 + 2^-11: f16 tie -> 1 */,
+  const std::vector<float> v = {1.0f,
+                                1.00048828125f /* 1 + 2^-11: f16 tie -> 1 */,
                                 1.00146484375f /* 1 + 3*2^-11: f16 tie -> 1 + 2^-9 */,
-                                1.00390625f /* 1 + 2^-8: bf16 tie -> 1 */, 65520.f /* f16 overflow */,
-                                -0.0f, 5.9604644775390625e-8f /* smallest f16 subnormal */};
+                                1.00390625f /* 1 + 2^-8: bf16 tie -> 1 */,
+                                65520.f /* f16 overflow */,
+                                -0.0f,
+                                5.9604644775390625e-8f /* smallest f16 subnormal */};
   const Tensor t = Tensor::from_vector(ctx, v, {7});
   const std::vector<float> h = cast(t, DType::F16).to_vector<float>();
   EXPECT_EQ(h[1], 1.0f);
@@ -168,8 +180,9 @@ TEST_P(Elementwise, CastsRoundToNearestEven) {
   const std::vector<float> b = cast(t, DType::BF16).to_vector<float>();
   EXPECT_EQ(b[3], 1.0f);
   EXPECT_EQ(b[4], 65536.f);
-  const std::vector<int32_t> i = cast(Tensor::from_vector(ctx, std::vector<float>{-2.7f, 2.7f, NAN, 3e9f}, {4}),
-                                      DType::I32).to_vector<int32_t>();
+  const std::vector<int32_t> i =
+      cast(Tensor::from_vector(ctx, std::vector<float>{-2.7f, 2.7f, NAN, 3e9f}, {4}), DType::I32)
+          .to_vector<int32_t>();
   EXPECT_EQ(i, (std::vector<int32_t>{-2, 2, 0, 2147483647}));
   // A cast round trip through the dtype under test is the identity on values it stores exactly.
   const auto [x, vx] = input({65}, 41);

@@ -1,0 +1,140 @@
+// CUDA activations: each thread moves kUnroll 16-byte packs per operand (all loads issued before the
+// math), rows of [..., F] views spread over grid.y. Dense operands are treated as one long row; a row
+// tail shorter than a pack, or operands that are not 16-byte aligned, take the one-element path.
+#include "backend/activations.h"
+#include "backend/cuda/rows.cuh"
+
+namespace metallic::cuda {
+namespace {
+
+using backend::Activation;
+using backend::load;
+using backend::store;
+
+constexpr int kThreads = 128;
+constexpr int kUnroll = 4;
+
+// x * sigmoid(x); the tanh GELU is x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u)), which costs one exp.
+template <Activation A>
+__device__ __forceinline__ float activate(float x) {
+  if constexpr (A == Activation::GeluErf) {
+    return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
+  } else if constexpr (A == Activation::GeluTanh) {
+    const float u = 0.7978845608028654f * fmaf(0.044715f * x, x * x, x);
+    return x / (1.f + __expf(-2.f * u));
+  } else {
+    return x / (1.f + __expf(-x));
+  }
+}
+
+// Operands in RowLayout order: a (x or gate), b (up; repeats a when unary), out.
+template <class T>
+struct ActParams {
+  const T* a;
+  const T* b;
+  T* out;
+  RowLayout<3> rows;
+};
+
+template <class T, int W, Activation A, bool Gated>
+__global__ void activation_kernel(ActParams<T> p) {
+  const int64_t len = p.rows.len, packs = len / W;
+  const int64_t ca = p.rows.col_stride[0], cb = p.rows.col_stride[1], co = p.rows.col_stride[2];
+  for (int64_t row = blockIdx.y; row < p.rows.rows; row += gridDim.y) {
+    int64_t o[3];
+    p.rows.offsets(row, o);
+    const T* a = p.a + o[0];
+    const T* b = p.b + o[1];
+    T* out = p.out + o[2];
+    for (int64_t base = int64_t{blockIdx.x} * kThreads * kUnroll; base < packs;
+         base += int64_t{gridDim.x} * kThreads * kUnroll) {
+      Pack<T, W> va[kUnroll], vb[kUnroll];
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        const int64_t j = base + k * kThreads + threadIdx.x;
+        if (j < packs) {
+          va[k] = load_pack<T, W>(a + j * W * ca);
+          if constexpr (Gated) vb[k] = load_pack<T, W>(b + j * W * cb);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        const int64_t j = base + k * kThreads + threadIdx.x;
+        if (j < packs) {
+          Pack<T, W> r;
+#pragma unroll
+          for (int e = 0; e < W; ++e) {
+            float y = activate<A>(load(va[k].v[e]));
+            if constexpr (Gated) y *= load(vb[k].v[e]);
+            r.v[e] = store<T>(y);
+          }
+          store_pack<T, W>(out + j * W * co, r);
+        }
+      }
+    }
+    if (blockIdx.x == 0)
+      for (int64_t i = packs * W + threadIdx.x; i < len; i += kThreads) {
+        float y = activate<A>(load(a[i * ca]));
+        if constexpr (Gated) y *= load(b[i * cb]);
+        out[i * co] = store<T>(y);
+      }
+  }
+}
+
+template <class T, Activation A, bool Gated>
+void launch(const Tensor& a, const Tensor& b, const Tensor& out) {
+  ActParams<T> p{a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), {}};
+  const bool dense = a.is_contiguous() && b.is_contiguous() && out.is_contiguous();
+  if (dense) {
+    // One long row: no per-row index arithmetic, and only the very end can be a partial pack.
+    const Tensor fa = a.reshape({a.numel()}), fb = b.reshape({b.numel()}), fo = out.reshape({out.numel()});
+    p.rows = make_row_layout<3>(fa.shape(), {&fa, &fb, &fo});
+  } else {
+    p.rows = make_row_layout<3>(out.shape(), {&a, &b, &out});
+  }
+  constexpr int V = kVec<T>;
+  // Packs need 16-byte aligned row starts and unit columns; a row length that is not a whole number of
+  // packs is fine only for a single row (its tail is the one-element loop).
+  bool vec = p.rows.rows == 1 || p.rows.len % V == 0;
+  const std::array<const Tensor*, 3> ops = {&a, &b, &out};
+  for (int k = 0; k < 3 && vec; ++k) {
+    vec = p.rows.col_stride[k] == 1 &&
+          reinterpret_cast<uintptr_t>(ops[static_cast<size_t>(k)]->data()) % 16 == 0;
+    for (int d = 0; d < p.rows.rank && vec; ++d) vec = p.rows.stride[k][d] % V == 0;
+  }
+  const int64_t packs = vec ? p.rows.len / V : p.rows.len;
+  const int64_t xblocks = (packs + kThreads * kUnroll - 1) / (kThreads * kUnroll);
+  const dim3 grid(static_cast<unsigned>(xblocks < 1 ? 1 : (xblocks > 65535 * 32 ? 65535 * 32 : xblocks)),
+                  static_cast<unsigned>(p.rows.rows > 65535 ? 65535 : p.rows.rows));
+  if (vec)
+    activation_kernel<T, V, A, Gated><<<grid, kThreads, 0, stream_of(out)>>>(p);
+  else
+    activation_kernel<T, 1, A, Gated><<<grid, kThreads, 0, stream_of(out)>>>(p);
+  MTL_CUDA_CHECK_LAUNCH("activation_kernel");
+}
+
+template <Activation A, bool Gated>
+void dispatch(const Tensor& a, const Tensor& b, const Tensor& out) {
+  switch (out.dtype()) {
+    case DType::F32: return launch<float, A, Gated>(a, b, out);
+    case DType::F16: return launch<f16, A, Gated>(a, b, out);
+    case DType::BF16: return launch<bf16, A, Gated>(a, b, out);
+    default: fail(ErrorCode::NotSupported, "activation: dtype ", name(out.dtype()), " is not supported");
+  }
+}
+
+}  // namespace
+
+void activation(Activation op, const Tensor& x, const Tensor& out) {
+  switch (op) {
+    case Activation::GeluErf: return dispatch<Activation::GeluErf, false>(x, x, out);
+    case Activation::GeluTanh: return dispatch<Activation::GeluTanh, false>(x, x, out);
+    default: return dispatch<Activation::Silu, false>(x, x, out);
+  }
+}
+
+void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  dispatch<Activation::Silu, true>(gate, up, out);
+}
+
+}  // namespace metallic::cuda

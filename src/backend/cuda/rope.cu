@@ -1,0 +1,186 @@
+// CUDA RoPE: nothing precomputed in memory. A thread owns a group of pairs of one token for a chunk of
+// heads: it derives their angles once (frequency and range reduction in double, then sincosf on the
+// reduced angle, so positions in the tens of thousands keep f32 accuracy) and rotates them in every head
+// of the chunk with 16-byte accesses. Pass-through dimensions are copied unless rotating in place.
+#include <cmath>
+
+#include "backend/cuda/rows.cuh"
+#include "backend/rope.h"
+
+namespace metallic::cuda {
+namespace {
+
+using backend::load;
+using backend::store;
+
+constexpr int kThreads = 256;
+constexpr int kHeadsPerThread = 8;
+
+template <class T>
+struct RopeParams {
+  const T* x;
+  T* out;
+  int64_t xs[4], os[4];  // element strides of x and out
+  int64_t seq, heads, chunks, rot_groups, groups, items;
+  int64_t half, rot;
+  int64_t position_offset;
+  double neg_log2_theta_over_half;  // -log2(theta) / (rotary_dims / 2)
+  const float* freq_factors;
+  int64_t freq_stride;
+};
+
+// N elements at p (column stride cs) as floats: one access when Vec, else element by element.
+template <class T, int N, bool Vec>
+__device__ __forceinline__ void load_n(const T* p, int64_t cs, float (&v)[N]) {
+  if constexpr (Vec) {
+    const Pack<T, N> a = load_pack<T, N>(p);
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = load(a.v[e]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) v[e] = load(p[e * cs]);
+  }
+}
+
+template <class T, int N, bool Vec>
+__device__ __forceinline__ void store_n(T* p, int64_t cs, const float (&v)[N]) {
+  if constexpr (Vec) {
+    Pack<T, N> a;
+#pragma unroll
+    for (int e = 0; e < N; ++e) a.v[e] = store<T>(v[e]);
+    store_pack<T, N>(p, a);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) p[e * cs] = store<T>(v[e]);
+  }
+}
+
+// P pairs per thread; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs of P).
+template <class T, bool Neox, int P, bool Vec>
+__global__ void rope_kernel(RopeParams<T> p) {
+  constexpr int kPass = Vec ? kVec<T> : 1;  // pass-through elements per access
+  for (int64_t item = int64_t{blockIdx.x} * kThreads + threadIdx.x; item < p.items;
+       item += int64_t{gridDim.x} * kThreads) {
+    const int64_t g = item % p.groups;
+    const int64_t chunk = (item / p.groups) % p.chunks;
+    const int64_t token = item / p.groups / p.chunks;
+    const int64_t s = token % p.seq, b = token / p.seq;
+    const int64_t h0 = chunk * kHeadsPerThread;
+    const int64_t h1 = h0 + kHeadsPerThread < p.heads ? h0 + kHeadsPerThread : p.heads;
+    const T* x = p.x + b * p.xs[0] + s * p.xs[1];
+    T* out = p.out + b * p.os[0] + s * p.os[1];
+    const int64_t cx = p.xs[3], co = p.os[3];
+
+    if (g >= p.rot_groups) {  // pass-through copy of dimensions [rot, head_dim)
+      const int64_t col = p.rot + (g - p.rot_groups) * kPass;
+#pragma unroll 4
+      for (int64_t h = h0; h < h1; ++h) {
+        float v[kPass];
+        load_n<T, kPass, Vec>(x + h * p.xs[2] + col * cx, cx, v);
+        store_n<T, kPass, Vec>(out + h * p.os[2] + col * co, co, v);
+      }
+      continue;
+    }
+
+    float c[P], sn[P];
+    const double pos = static_cast<double>(p.position_offset + s);
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      const int64_t i = g * P + k;
+      double inv_freq = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
+      if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
+      const double angle = pos * inv_freq;
+      const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
+      sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
+    }
+
+#pragma unroll 4
+    for (int64_t h = h0; h < h1; ++h) {
+      const T* xh = x + h * p.xs[2];
+      T* oh = out + h * p.os[2];
+      if constexpr (Neox) {
+        float a[P], bb[P];
+        load_n<T, P, Vec>(xh + g * P * cx, cx, a);
+        load_n<T, P, Vec>(xh + (p.half + g * P) * cx, cx, bb);
+        float ra[P], rb[P];
+#pragma unroll
+        for (int k = 0; k < P; ++k) {
+          ra[k] = a[k] * c[k] - bb[k] * sn[k];
+          rb[k] = a[k] * sn[k] + bb[k] * c[k];
+        }
+        store_n<T, P, Vec>(oh + g * P * co, co, ra);
+        store_n<T, P, Vec>(oh + (p.half + g * P) * co, co, rb);
+      } else {
+        float v[2 * P], r[2 * P];
+        load_n<T, 2 * P, Vec>(xh + g * 2 * P * cx, cx, v);
+#pragma unroll
+        for (int k = 0; k < P; ++k) {
+          r[2 * k] = v[2 * k] * c[k] - v[2 * k + 1] * sn[k];
+          r[2 * k + 1] = v[2 * k] * sn[k] + v[2 * k + 1] * c[k];
+        }
+        store_n<T, 2 * P, Vec>(oh + g * 2 * P * co, co, r);
+      }
+    }
+  }
+}
+
+template <class T>
+void launch(const Tensor& x, const RopeOptions& options, const Tensor& out) {
+  RopeParams<T> p{};
+  p.x = x.data_as<T>();
+  p.out = out.data_as<T>();
+  for (int d = 0; d < 4; ++d) {
+    p.xs[d] = x.stride(d);
+    p.os[d] = out.stride(d);
+  }
+  const int64_t batch = x.dim(0), dim = x.dim(3);
+  p.seq = x.dim(1);
+  p.heads = x.dim(2);
+  p.rot = options.rotary_dims;
+  p.half = p.rot / 2;
+  p.position_offset = options.position_offset;
+  p.neg_log2_theta_over_half = -std::log2(static_cast<double>(options.theta)) / static_cast<double>(p.half);
+  p.freq_factors = options.freq_factors.defined() ? options.freq_factors.data_as<float>() : nullptr;
+  p.freq_stride = options.freq_factors.defined() ? options.freq_factors.stride(0) : 0;
+  p.chunks = (p.heads + kHeadsPerThread - 1) / kHeadsPerThread;
+  const bool neox = options.style == RopeStyle::Neox;
+  const bool in_place = x.data() == out.data() && x.strides() == out.strides();
+
+  constexpr int V = kVec<T>;
+  bool vec = dim % V == 0 && (neox ? p.half % V == 0 : p.rot % V == 0);
+  for (const Tensor* t : {&x, &out}) {
+    vec = vec && t->stride(3) == 1 && reinterpret_cast<uintptr_t>(t->data()) % 16 == 0;
+    for (int d = 0; d < 3; ++d) vec = vec && t->stride(d) % V == 0;
+  }
+  const int pairs = vec ? (neox ? V : V / 2) : 1;
+  const int pass = vec ? V : 1;
+  p.rot_groups = p.half / pairs;
+  p.groups = p.rot_groups + (in_place ? 0 : (dim - p.rot) / pass);
+  p.items = batch * p.seq * p.chunks * p.groups;
+  if (p.items == 0) return;
+  const int64_t blocks = (p.items + kThreads - 1) / kThreads;
+  const unsigned grid = static_cast<unsigned>(blocks > 65535 * 64 ? 65535 * 64 : blocks);
+  const cudaStream_t stream = stream_of(x);
+  if (vec && neox)
+    rope_kernel<T, true, V, true><<<grid, kThreads, 0, stream>>>(p);
+  else if (vec)
+    rope_kernel<T, false, V / 2, true><<<grid, kThreads, 0, stream>>>(p);
+  else if (neox)
+    rope_kernel<T, true, 1, false><<<grid, kThreads, 0, stream>>>(p);
+  else
+    rope_kernel<T, false, 1, false><<<grid, kThreads, 0, stream>>>(p);
+  MTL_CUDA_CHECK_LAUNCH("rope_kernel");
+}
+
+}  // namespace
+
+void rope(const Tensor& x, const RopeOptions& options, const Tensor& out) {
+  switch (x.dtype()) {
+    case DType::F32: return launch<float>(x, options, out);
+    case DType::F16: return launch<f16>(x, options, out);
+    case DType::BF16: return launch<bf16>(x, options, out);
+    default: fail(ErrorCode::NotSupported, "rope: dtype ", name(x.dtype()), " is not supported");
+  }
+}
+
+}  // namespace metallic::cuda

@@ -1,0 +1,154 @@
+// Shared pieces of the CUDA kernels that work on the last dimension of [..., H] operands: the row layout
+// (leading dimensions collapsed where the strides allow), 16-byte packs, and row-wide reductions.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "backend/cuda/launch.h"
+#include "backend/scalar.h"
+
+namespace metallic::cuda {
+
+/// Threads per row in the row kernels are a power of two in [32, 1024]; each holds up to kRowPacks packs.
+constexpr int kRowPacks = 4;
+
+/// Rows of N operands of one shape [..., H]: the row index -> element offset map and the last-dim strides.
+template <int N>
+struct RowLayout {
+  int rank;  // collapsed leading dimensions
+  int64_t shape[kMaxDims];
+  int64_t stride[N][kMaxDims];
+  int64_t col_stride[N];
+  int64_t rows;
+  int64_t len;
+
+  /// Element offsets of row `r`'s first element in each operand.
+  __device__ __forceinline__ void offsets(int64_t r, int64_t (&o)[N]) const {
+#pragma unroll
+    for (int k = 0; k < N; ++k) o[k] = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      const int64_t idx = d == 0 ? r : r % shape[d];
+      r = d == 0 ? 0 : r / shape[d];
+#pragma unroll
+      for (int k = 0; k < N; ++k) o[k] += idx * stride[k][d];
+    }
+  }
+};
+
+/// The row layout of operands of `shape`; merges leading dimensions whose strides chain in every operand.
+template <int N>
+RowLayout<N> make_row_layout(const Shape& shape, const std::array<const Tensor*, N>& operands) {
+  RowLayout<N> l{};
+  const int last = shape.rank() - 1;
+  l.len = shape[last];
+  l.rows = 1;
+  for (int k = 0; k < N; ++k) l.col_stride[k] = operands[static_cast<size_t>(k)]->stride(last);
+  for (int d = 0; d < last; ++d) {
+    if (shape[d] == 1) continue;
+    l.rows *= shape[d];
+    bool chains = l.rank > 0;
+    for (int k = 0; k < N && chains; ++k)
+      chains = l.stride[k][l.rank - 1] == operands[static_cast<size_t>(k)]->stride(d) * shape[d];
+    if (chains) {
+      l.shape[l.rank - 1] *= shape[d];
+      for (int k = 0; k < N; ++k) l.stride[k][l.rank - 1] = operands[static_cast<size_t>(k)]->stride(d);
+    } else {
+      l.shape[l.rank] = shape[d];
+      for (int k = 0; k < N; ++k) l.stride[k][l.rank] = operands[static_cast<size_t>(k)]->stride(d);
+      ++l.rank;
+    }
+  }
+  return l;
+}
+
+/// Whether every operand can be read in packs of `width` elements of `elem_bytes` (16 bytes): unit last-dim
+/// stride, rows a whole number of packs, and every row start 16-byte aligned.
+template <int N>
+bool packs_fit(const RowLayout<N>& l, const std::array<const Tensor*, N>& operands, int width) {
+  if (l.len % width != 0) return false;
+  for (int k = 0; k < N; ++k) {
+    const Tensor& t = *operands[static_cast<size_t>(k)];
+    if (l.col_stride[k] != 1 || reinterpret_cast<uintptr_t>(t.data()) % 16 != 0) return false;
+    for (int d = 0; d < l.rank; ++d)
+      if (l.stride[k][d] % width != 0) return false;
+  }
+  return true;
+}
+
+/// Threads per row so that each thread holds at most kRowPacks packs of a row of `packs` packs.
+inline int threads_per_row(int64_t packs) {
+  int t = 32;
+  while (t < 1024 && static_cast<int64_t>(t) * kRowPacks < packs) t *= 2;
+  return t;
+}
+
+/// W consecutive elements, moved as one access (16 bytes for the vector paths).
+template <class T, int W>
+struct alignas(sizeof(T) * W) Pack {
+  T v[W];
+};
+
+/// Loads the pack at `p` (W == 1: one element).
+template <class T, int W>
+__device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
+  return *reinterpret_cast<const Pack<T, W>*>(p);
+}
+
+template <class T, int W>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
+  *reinterpret_cast<Pack<T, W>*>(p) = v;
+}
+
+/// Elements per 16-byte pack.
+template <class T>
+constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+
+/// Sum over the `tpr` threads of each row (tpr a power of two >= 32, rows in consecutive thread ranges).
+/// Every thread of the block must call it.
+__device__ __forceinline__ float row_sum(float v, int tpr) {
+  __shared__ float partial[32];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (tpr == 32) return v;
+  const int warps = tpr / 32, first = static_cast<int>(threadIdx.x) / tpr * warps;
+  __syncthreads();  // the previous reduction's readers are done
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  float s = 0;
+  for (int w = 0; w < warps; ++w) s += partial[first + w];
+  return s;
+}
+
+/// Maximum over the threads of each row; NaN loses (fmaxf), as it is caught later by the sum.
+__device__ __forceinline__ float row_max(float v, int tpr) {
+  __shared__ float partial[32];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (tpr == 32) return v;
+  const int warps = tpr / 32, first = static_cast<int>(threadIdx.x) / tpr * warps;
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  float m = partial[first];
+  for (int w = 1; w < warps; ++w) m = fmaxf(m, partial[first + w]);
+  return m;
+}
+
+/// Launch shape of a row kernel: tpr threads per row, blocks of max(tpr, 128) threads.
+struct RowLaunch {
+  int tpr;
+  int threads;
+  unsigned blocks;
+};
+
+inline RowLaunch row_launch(int64_t rows, int64_t packs) {
+  RowLaunch r;
+  r.tpr = threads_per_row(packs);
+  r.threads = r.tpr < 128 ? 128 : r.tpr;
+  const int64_t per_block = r.threads / r.tpr;
+  r.blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
+  return r;
+}
+
+}  // namespace metallic::cuda
