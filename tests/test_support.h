@@ -1,11 +1,25 @@
-// Helpers shared by the tests: fixture paths and seeded random data.
+// Helpers shared by the tests: fixture paths, backend-parameterised fixtures, seeded data, error checks.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+#include <random>
 #include <string>
+#include <vector>
+
+#include "metallic/core/context.h"
+#include "metallic/core/device.h"
+#include "metallic/core/error.h"
+
+namespace metallic {
+/// Prints a device in test names and failure messages.
+inline void PrintTo(const Device& device, std::ostream* os) { *os << device.to_string(); }
+}  // namespace metallic
 
 namespace metallic::test {
 
@@ -16,4 +30,48 @@ inline std::filesystem::path shared_path(const std::string& relative) {
   return base / relative;
 }
 
+/// Fixture for tests that run once per backend. Instantiate with the prefixes Cpu and Cuda
+/// (INSTANTIATE_TEST_SUITE_P(Cuda, Suite, ::testing::Values(Device::cuda()))); the CUDA instance
+/// skips when no GPU is present, so CPU-only machines stay green.
+class BackendTest : public ::testing::TestWithParam<Device> {
+ protected:
+  void SetUp() override {
+    if (GetParam().is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
+    ctx = Context::create(GetParam());
+  }
+  std::shared_ptr<Context> ctx;
+};
+
+/// `n` floats drawn uniformly from [lo, hi) with `seed` (std::mt19937, independent of the library).
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+/// Largest |got - want| / max(|want|, floor); NaN anywhere gives NaN so `!(err <= tol)` fails.
+inline double max_rel_error(const std::vector<float>& got, const std::vector<double>& want,
+                            double floor = 1.0) {
+  if (got.size() != want.size()) return NAN;
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double e = std::abs(static_cast<double>(got[i]) - want[i]) / std::max(std::abs(want[i]), floor);
+    if (!(e <= worst)) worst = e;  // keeps NaN
+  }
+  return worst;
+}
+
 }  // namespace metallic::test
+
+/// Asserts that `statement` throws metallic::Error with `expected_code`.
+#define EXPECT_METALLIC_ERROR(statement, expected_code)                                         \
+  do {                                                                                          \
+    try {                                                                                       \
+      statement;                                                                                \
+      ADD_FAILURE() << #statement " did not throw";                                             \
+    } catch (const ::metallic::Error& e_) {                                                     \
+      EXPECT_EQ(e_.code(), expected_code) << #statement " threw the wrong code: " << e_.what(); \
+    }                                                                                           \
+  } while (0)

@@ -12,8 +12,13 @@ int main(int argc, char** argv) {
   metallic::cli::add_inspect_command(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return 2;
   } catch (const metallic::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

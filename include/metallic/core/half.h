@@ -1,88 +1,101 @@
-// IEEE binary16 and bfloat16 conversions done with integer bit manipulation only, so host code and CUDA
-// device code produce identical bits (no hardware conversion instructions whose NaN or rounding behaviour
-// could differ). Narrowing rounds to nearest, ties to even; subnormals, infinities and NaNs are kept.
+// IEEE binary16 and bfloat16 storage types with exact conversions written in integer arithmetic,
+// so the CPU and CUDA backends round identically (round to nearest even, NaN and Inf kept).
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define MTL_HOST_DEVICE __host__ __device__
-#else
-#define MTL_HOST_DEVICE
-#endif
+#include "metallic/core/host_device.h"
 
 namespace metallic {
 
-/// The bits of a float.
-MTL_HOST_DEVICE inline uint32_t float_bits(float value) {
-  uint32_t bits;
-  memcpy(&bits, &value, sizeof bits);
-  return bits;
+/// Bits of a float, without undefined behaviour on host or device.
+MTL_HOST_DEVICE inline uint32_t float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+#endif
 }
 
-/// The float with the given bits.
-MTL_HOST_DEVICE inline float bits_float(uint32_t bits) {
-  float value;
-  memcpy(&value, &bits, sizeof value);
-  return value;
+/// The float with bits `u`.
+MTL_HOST_DEVICE inline float bits_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+#endif
 }
 
-/// Widens binary16 bits to float (exact: every half value is a float value).
+/// binary16 bits to float (exact).
 MTL_HOST_DEVICE inline float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  if (exponent == 0x1f) return bits_float(sign | 0x7f800000u | (mantissa << 13));  // inf, NaN payload kept
-  if (exponent == 0) {
-    if (mantissa == 0) return bits_float(sign);
-    // Subnormal half: shift the leading one up to the implicit position, lowering the exponent each step.
-    int e = 1;
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --e;
-    }
-    return bits_float(sign | (static_cast<uint32_t>(e + 112) << 23) | ((mantissa & 0x3ffu) << 13));
-  }
-  return bits_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  if (exp == 0x1f) return bits_float(sign | 0x7f800000u | (mant << 13));  // Inf, NaN (payload kept)
+  if (exp != 0) return bits_float(sign | ((exp + 112) << 23) | (mant << 13));
+  if (mant == 0) return bits_float(sign);
+  // Subnormal: value is mant * 2^-24; exact in float.
+  const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;
+  return bits_float(sign | float_bits(v));
 }
 
-/// Narrows a float to binary16 bits, rounding to nearest even; overflow gives infinity, NaN stays NaN
-/// (quiet).
-MTL_HOST_DEVICE inline uint16_t f32_to_f16(float value) {
-  const uint32_t x = float_bits(value);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t ax = x & 0x7fffffffu;
-  if (ax >= 0x7f800000u) {  // inf or NaN; a NaN keeps its top payload bits and is made quiet
-    return static_cast<uint16_t>(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0u));
+/// float to binary16 bits, rounding to nearest even; overflow gives Inf, NaN stays NaN.
+MTL_HOST_DEVICE inline uint16_t f32_to_f16(float f) {
+  const uint32_t u = float_bits(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs >= 0x7f800000u) return static_cast<uint16_t>(sign | (abs > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
+  const int32_t exp = static_cast<int32_t>(abs >> 23) - 127;
+  if (exp >= -14) {
+    // Normal: keep 10 mantissa bits, round the 13 dropped ones to nearest even.
+    const uint32_t mant = abs & 0x7fffffu;
+    uint32_t h = (static_cast<uint32_t>(exp + 15) << 10) | (mant >> 13);
+    const uint32_t rest = mant & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is correct
+    return static_cast<uint16_t>(sign | h);
   }
-  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // >= 65520 rounds up to infinity
-  if (ax < 0x38800000u) {  // below 2^-14: the result is a half subnormal (or zero)
-    const uint32_t exponent = ax >> 23;
-    if (exponent < 102) return static_cast<uint16_t>(sign);  // at most 2^-25 (a tie with zero): zero
-    const uint32_t mantissa = (ax & 0x7fffffu) | 0x800000u;
-    const uint32_t shift = 126 - exponent;  // value / 2^-24 = mantissa * 2^(exponent - 126)
-    uint32_t result = mantissa >> shift;
-    const uint32_t rest = mantissa & ((1u << shift) - 1);
-    const uint32_t half = 1u << (shift - 1);
-    if (rest > half || (rest == half && (result & 1u))) ++result;
-    return static_cast<uint16_t>(sign | result);
-  }
-  uint32_t result = (ax >> 13) - (112u << 10);  // rebias the exponent from 127 to 15
-  const uint32_t rest = ax & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (result & 1u))) ++result;  // a carry correctly bumps the exponent
-  return static_cast<uint16_t>(sign | result);
+  if (exp < -25) return sign;  // below half the smallest subnormal
+  // Subnormal: shift the full significand, then round to nearest even.
+  const uint32_t sig = (abs & 0x7fffffu) | 0x800000u;
+  const int shift = -exp - 1;  // 14..24 bits dropped beyond the 10 kept
+  const uint32_t rest = sig & ((1u << shift) - 1u), half = 1u << (shift - 1);
+  uint32_t q = sig >> shift;
+  if (rest > half || (rest == half && (q & 1u))) ++q;
+  return static_cast<uint16_t>(sign | q);
 }
 
-/// Widens bfloat16 bits to float (exact).
+/// bfloat16 bits to float (exact).
 MTL_HOST_DEVICE inline float bf16_to_f32(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }
 
-/// Narrows a float to bfloat16 bits, rounding to nearest even; NaN stays NaN (quiet), subnormals are rounded,
-/// not flushed.
-MTL_HOST_DEVICE inline uint16_t f32_to_bf16(float value) {
-  const uint32_t x = float_bits(value);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
-  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+/// float to bfloat16 bits, rounding to nearest even; NaN stays a quiet NaN.
+MTL_HOST_DEVICE inline uint16_t f32_to_bf16(float f) {
+  const uint32_t u = float_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
+
+/// Half-precision storage type; arithmetic happens in float.
+struct f16 {
+  uint16_t bits;
+  f16() = default;
+  MTL_HOST_DEVICE explicit f16(float v) : bits(f32_to_f16(v)) {}
+  MTL_HOST_DEVICE explicit operator float() const { return f16_to_f32(bits); }
+};
+
+/// bfloat16 storage type; arithmetic happens in float.
+struct bf16 {
+  uint16_t bits;
+  bf16() = default;
+  MTL_HOST_DEVICE explicit bf16(float v) : bits(f32_to_bf16(v)) {}
+  MTL_HOST_DEVICE explicit operator float() const { return bf16_to_f32(bits); }
+};
+
+static_assert(sizeof(f16) == 2 && sizeof(bf16) == 2);
 
 }  // namespace metallic

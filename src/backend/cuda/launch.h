@@ -1,0 +1,66 @@
+// Launch helpers shared by the CUDA kernels: the context's stream and strided index arithmetic.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+
+#include "backend/cuda/check.h"
+#include "backend/runtime.h"
+#include "metallic/core/context.h"
+#include "metallic/core/tensor.h"
+
+namespace metallic::cuda {
+
+/// The stream of the context that owns `t`, with that device made current.
+inline cudaStream_t stream_of(const Tensor& t) {
+  MTL_CUDA_CHECK(cudaSetDevice(t.device().index));
+  return static_cast<cudaStream_t>(t.context()->native().stream);
+}
+
+/// Grid size for a grid-stride loop over `n` items with `threads` per block.
+inline unsigned blocks_for(int64_t n, int threads) {
+  const int64_t blocks = (n + threads - 1) / threads;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
+}
+
+/// Shape plus the strides of N operands, passed to kernels by value.
+template <int N>
+struct Indexer {
+  int rank;
+  int64_t shape[kMaxDims];
+  int64_t strides[N][kMaxDims];
+  bool contiguous;  // every operand dense row-major: offsets equal the linear index
+
+  /// Element offsets of row-major linear index `i` for each operand.
+  __device__ void offsets(int64_t i, int64_t (&out)[N]) const {
+    if (contiguous) {
+      for (int k = 0; k < N; ++k) out[k] = i;
+      return;
+    }
+    for (int k = 0; k < N; ++k) out[k] = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      const int64_t idx = i % shape[d];
+      i /= shape[d];
+      for (int k = 0; k < N; ++k) out[k] += idx * strides[k][d];
+    }
+  }
+};
+
+/// An Indexer over `shape` for the given operands.
+template <int N>
+Indexer<N> make_indexer(const Shape& shape, const std::array<const Tensor*, N>& operands) {
+  Indexer<N> ix{};
+  ix.rank = shape.rank();
+  ix.contiguous = true;
+  for (int d = 0; d < shape.rank(); ++d) ix.shape[d] = shape[d];
+  for (int k = 0; k < N; ++k) {
+    const Tensor& t = *operands[static_cast<size_t>(k)];
+    ix.contiguous = ix.contiguous && t.is_contiguous() && t.shape() == shape;
+    for (int d = 0; d < shape.rank(); ++d) ix.strides[k][d] = t.stride(d);
+  }
+  return ix;
+}
+
+}  // namespace metallic::cuda
