@@ -11,7 +11,8 @@
 namespace {
 
 size_t touch(const metallic::gguf::Value& value) {
-  size_t sum = value.array_size() + static_cast<size_t>(value.type()) + static_cast<size_t>(value.array_type());
+  size_t sum =
+      value.array_size() + static_cast<size_t>(value.type()) + static_cast<size_t>(value.array_type());
   if (const auto* strings = value.get_if<std::vector<std::string>>())
     for (const std::string& s : *strings) sum += s.size() ? static_cast<uint8_t>(s.back()) : 0;
   if (const auto* nested = value.get_if<std::vector<metallic::gguf::Value>>())

@@ -222,11 +222,14 @@ File File::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(ErrorCode::Io, "gguf: cannot open '", path, "': ", std::strerror(errno));
   struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
-    fail(ErrorCode::Io, "gguf: '", path, "' is not a readable regular file",
-         S_ISREG(st.st_mode) ? std::string(": ") + std::strerror(err) : std::string());
+    fail(ErrorCode::Io, "gguf: cannot stat '", path, "': ", std::strerror(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(ErrorCode::Io, "gguf: '", path, "' is not a regular file");
   }
   File file;
   file.mapping_ = std::make_unique<Mapping>();

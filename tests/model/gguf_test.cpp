@@ -126,6 +126,23 @@ TEST(GgufMalformed, TruncatedAtEveryByte) {
   }
 }
 
+// Overwriting any single byte with an extreme value either still parses (e.g. inside tensor data) or fails
+// as a Format error; nothing else may escape.
+TEST(GgufMalformed, EveryByteOverwritten) {
+  const std::vector<uint8_t> full = small_file();
+  for (size_t i = 0; i < full.size(); ++i) {
+    for (uint8_t v : {uint8_t{0x00}, uint8_t{0x7f}, uint8_t{0xff}}) {
+      std::vector<uint8_t> b = full;
+      b[i] = v;
+      try {
+        File::from_bytes(std::move(b));
+      } catch (const Error& e) {
+        ASSERT_EQ(e.code(), ErrorCode::Format) << "byte " << i << " = " << int(v) << ": " << e.what();
+      }
+    }
+  }
+}
+
 TEST(GgufMalformed, AbsurdCounts) {
   std::vector<uint8_t> b = small_file();
   poke(b, 16, uint64_t{1} << 60);
@@ -242,11 +259,13 @@ TEST(GgufMalformed, DeepNesting) {
 }
 
 TEST(Gguf, MissingFileIsIo) {
-  try {
-    File::open("/nonexistent/dir/model.gguf");
-    ADD_FAILURE() << "opened a missing file";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::Io) << e.what();
+  for (const char* path : {"/nonexistent/dir/model.gguf", "/"}) {
+    try {
+      File::open(path);
+      ADD_FAILURE() << "opened " << path;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::Io) << e.what();
+    }
   }
 }
 
