@@ -4,6 +4,7 @@
 #include "command.h"
 #include "generation_flags.h"
 #include "metallic/core/error.h"
+#include "metallic/model/chat_template.h"
 
 namespace metallic::cli {
 void add_run_command(CLI::App& app) {

@@ -140,21 +140,21 @@ static_assert(sizeof(block_f16) == 2 && sizeof(block_bf16) == 2 && sizeof(block_
 
 /// Unfused float arithmetic: the device versions carry explicit round-to-nearest so nvcc never contracts them
 /// into an FMA (the host build targets no FMA contraction either).
-MTL_HOST_DEVICE float mul(float a, float b) {
+MTL_HOST_DEVICE inline float mul(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fmul_rn(a, b);
 #else
   return a * b;
 #endif
 }
-MTL_HOST_DEVICE float sub(float a, float b) {
+MTL_HOST_DEVICE inline float sub(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fsub_rn(a, b);
 #else
   return a - b;
 #endif
 }
-MTL_HOST_DEVICE float add(float a, float b) {
+MTL_HOST_DEVICE inline float add(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fadd_rn(a, b);
 #else
@@ -165,7 +165,7 @@ MTL_HOST_DEVICE float add(float a, float b) {
 /// The 6-bit scale `sc` and min `m` of group j (0..7) of a q4_K/q5_K block: groups 0-3 sit in the low six
 /// bits of bytes j and j + 4; groups 4-7 take their low four bits from byte j + 4 and their top two bits from
 /// the spare high bits of bytes j - 4 (scale) and j (min).
-MTL_HOST_DEVICE void get_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
+MTL_HOST_DEVICE inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
   if (j < 4) {
     sc = q[j] & 63;
     m = q[j + 4] & 63;
@@ -175,18 +175,18 @@ MTL_HOST_DEVICE void get_scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_f32& b, float* out) { out[0] = b.value; }
-MTL_HOST_DEVICE void dequantize_block(const block_f16& b, float* out) { out[0] = f16_to_f32(b.bits); }
-MTL_HOST_DEVICE void dequantize_block(const block_bf16& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_f32& b, float* out) { out[0] = b.value; }
+MTL_HOST_DEVICE inline void dequantize_block(const block_f16& b, float* out) { out[0] = f16_to_f32(b.bits); }
+MTL_HOST_DEVICE inline void dequantize_block(const block_bf16& b, float* out) {
   out[0] = bf16_to_f32(b.bits);
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q8_0& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q8_0& b, float* out) {
   const float d = f16_to_f32(b.d);
   for (int j = 0; j < 32; ++j) out[j] = mul(static_cast<float>(b.qs[j]), d);
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q4_0& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q4_0& b, float* out) {
   const float d = f16_to_f32(b.d);
   for (int j = 0; j < 16; ++j) {
     out[j] = mul(static_cast<float>((b.qs[j] & 0xF) - 8), d);
@@ -194,7 +194,7 @@ MTL_HOST_DEVICE void dequantize_block(const block_q4_0& b, float* out) {
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q4_1& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q4_1& b, float* out) {
   const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
   for (int j = 0; j < 16; ++j) {
     out[j] = add(mul(static_cast<float>(b.qs[j] & 0xF), d), m);
@@ -203,12 +203,12 @@ MTL_HOST_DEVICE void dequantize_block(const block_q4_1& b, float* out) {
 }
 
 /// The 32 high bits of a q5_0/q5_1 block as one little-endian word.
-MTL_HOST_DEVICE uint32_t q5_high_bits(const uint8_t* qh) {
+MTL_HOST_DEVICE inline uint32_t q5_high_bits(const uint8_t* qh) {
   return static_cast<uint32_t>(qh[0]) | static_cast<uint32_t>(qh[1]) << 8 |
          static_cast<uint32_t>(qh[2]) << 16 | static_cast<uint32_t>(qh[3]) << 24;
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q5_0& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q5_0& b, float* out) {
   const float d = f16_to_f32(b.d);
   const uint32_t qh = q5_high_bits(b.qh);
   for (int j = 0; j < 16; ++j) {
@@ -219,7 +219,7 @@ MTL_HOST_DEVICE void dequantize_block(const block_q5_0& b, float* out) {
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q5_1& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q5_1& b, float* out) {
   const float d = f16_to_f32(b.d), m = f16_to_f32(b.m);
   const uint32_t qh = q5_high_bits(b.qh);
   for (int j = 0; j < 16; ++j) {
@@ -230,12 +230,12 @@ MTL_HOST_DEVICE void dequantize_block(const block_q5_1& b, float* out) {
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q8_1& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q8_1& b, float* out) {
   const float d = f16_to_f32(b.d);
   for (int j = 0; j < 32; ++j) out[j] = mul(static_cast<float>(b.qs[j]), d);
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q4_K& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q4_K& b, float* out) {
   const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
   const uint8_t* q = b.qs;
   // Each 64 elements share 32 bytes: the low nibbles are group 2k, the high nibbles group 2k + 1.
@@ -254,7 +254,7 @@ MTL_HOST_DEVICE void dequantize_block(const block_q4_K& b, float* out) {
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q5_K& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q5_K& b, float* out) {
   const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
   const uint8_t* ql = b.qs;
   // The fifth bits of groups 2k and 2k + 1 are bits 2k and 2k + 1 of qh[l].
@@ -276,7 +276,7 @@ MTL_HOST_DEVICE void dequantize_block(const block_q5_K& b, float* out) {
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q6_K& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q6_K& b, float* out) {
   const float d = f16_to_f32(b.d);
   const uint8_t* ql = b.ql;
   const uint8_t* qh = b.qh;
@@ -301,7 +301,7 @@ MTL_HOST_DEVICE void dequantize_block(const block_q6_K& b, float* out) {
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q2_K& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q2_K& b, float* out) {
   const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);
   const uint8_t* q = b.qs;
   int group = 0;
@@ -320,13 +320,13 @@ MTL_HOST_DEVICE void dequantize_block(const block_q2_K& b, float* out) {
 }
 
 /// The sixteen signed 6-bit scales of a q3_K block (stored as 4 low bits in bytes 0-7, 2 high bits in 8-11).
-MTL_HOST_DEVICE int q3_k_scale(const uint8_t* s, int j) {
+MTL_HOST_DEVICE inline int q3_k_scale(const uint8_t* s, int j) {
   const int low = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
   const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
   return (low | (high << 4)) - 32;
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q3_K& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q3_K& b, float* out) {
   const float d = f16_to_f32(b.d);
   const uint8_t* q = b.qs;
   int group = 0;
@@ -347,7 +347,7 @@ MTL_HOST_DEVICE void dequantize_block(const block_q3_K& b, float* out) {
   }
 }
 
-MTL_HOST_DEVICE void dequantize_block(const block_q8_K& b, float* out) {
+MTL_HOST_DEVICE inline void dequantize_block(const block_q8_K& b, float* out) {
   for (int j = 0; j < kQK; ++j) out[j] = mul(b.d, static_cast<float>(b.qs[j]));
 }
 

@@ -1,0 +1,133 @@
+// The forward pass against the shared reference logits (stories260K: trained weights; qwen2-tiny:
+// transformers on the same tensors), on every backend.
+#include "metallic/model/model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "metallic/model/sampler.h"
+#include "test_support.h"
+
+namespace metallic {
+namespace {
+
+nlohmann::json read_json(const std::string& relative) {
+  std::ifstream in(test::shared_path(relative));
+  EXPECT_TRUE(in.good()) << relative;
+  return nlohmann::json::parse(in);
+}
+
+// ||got - want|| / ||want|| over one row of logits.
+double relative_l2(std::span<const float> got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (got[i] - static_cast<double>(want[i])) * (got[i] - static_cast<double>(want[i]));
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  return got.size() == want.size() ? std::sqrt(num / den) : NAN;
+}
+
+// Greedy continuation with the KV cache: the prompt in one forward, then one token per step.
+std::vector<int32_t> greedy(const Model& model, const std::vector<int32_t>& prompt, size_t steps, DType kv) {
+  KVCache cache = model.make_cache(static_cast<int64_t>(prompt.size() + steps), kv);
+  std::vector<float> logits = model.forward(prompt, cache).to_vector<float>();
+  std::vector<int32_t> out;
+  while (out.size() < steps) {
+    out.push_back(argmax(logits));
+    logits = model.forward(std::span<const int32_t>(&out.back(), 1), cache).to_vector<float>();
+  }
+  return out;
+}
+
+class ModelReference : public test::BackendTest {};
+
+TEST_P(ModelReference, Stories260KLastLogitsAndGreedy) {
+  const auto model = Model::load(test::shared_path("models/stories260K.gguf").string(), ctx);
+  const nlohmann::json ref = read_json("models/stories260K.reference.json");
+  for (const auto& c : ref["cases"]) {
+    const auto prompt = c["prompt"].get<std::vector<int32_t>>();
+    KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F32);
+    const std::vector<float> logits = model->forward(prompt, cache).to_vector<float>();
+    const double err = relative_l2(logits, c["last_logits"].get<std::vector<float>>());
+    EXPECT_TRUE(err <= 1e-4) << "prompt of " << prompt.size() << " tokens: relative L2 " << err;
+    EXPECT_EQ(greedy(*model, prompt, 64, DType::F32), c["greedy"].get<std::vector<int32_t>>())
+        << "prompt of " << prompt.size() << " tokens";
+  }
+}
+
+void check_qwen2(const std::shared_ptr<Context>& ctx, const std::string& name, double tolerance) {
+  const auto model = Model::load(test::shared_path("models/qwen2-tiny/" + name + ".gguf").string(), ctx);
+  const nlohmann::json ref = read_json("models/qwen2-tiny/" + name + ".reference.json");
+  const int64_t vocab = model->config().n_vocab;
+  for (const auto& c : ref["cases"]) {
+    const auto prompt = c["prompt"].get<std::vector<int32_t>>();
+    KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F32);
+    const std::vector<float> logits = model->forward(prompt, cache, true).to_vector<float>();
+    const auto rows = c["logits"].get<std::vector<std::vector<float>>>();
+    ASSERT_EQ(rows.size(), prompt.size());
+    double worst = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const double err = relative_l2(std::span<const float>(logits).subspan(i * vocab, vocab), rows[i]);
+      if (!(err <= worst)) worst = err;
+    }
+    EXPECT_TRUE(worst <= tolerance) << name << ", prompt of " << prompt.size() << ": relative L2 " << worst;
+    EXPECT_EQ(greedy(*model, prompt, 32, DType::F32), c["greedy"].get<std::vector<int32_t>>()) << name;
+  }
+}
+
+TEST_P(ModelReference, Qwen2TinyF32EveryPosition) { check_qwen2(ctx, "qwen2-tiny-tied-f32", 1e-4); }
+
+// The reference ran on the de-quantized Q8_0 tensors, so exact de-quantization leaves only f32 rounding.
+TEST_P(ModelReference, Qwen2TinyQ8_0EveryPosition) { check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 1e-4); }
+
+TEST_P(ModelReference, HalfPrecisionCacheStaysClose) {
+  const auto model = Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx);
+  const nlohmann::json ref = read_json("models/qwen2-tiny/qwen2-tiny-tied-f32.reference.json");
+  const auto& c = ref["cases"][2];
+  const auto prompt = c["prompt"].get<std::vector<int32_t>>();
+  KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F16);
+  const std::vector<float> logits = model->forward(prompt, cache).to_vector<float>();
+  const auto rows = c["logits"].get<std::vector<std::vector<float>>>();
+  const double err = relative_l2(logits, rows.back());
+  EXPECT_TRUE(err <= 2e-3) << "f16 KV cache: relative L2 " << err;
+}
+
+TEST_P(ModelReference, BadInputsAreErrors) {
+  const auto model = Model::load(test::shared_path("models/stories260K.gguf").string(), ctx);
+  KVCache cache = model->make_cache(4, DType::F32);
+  const std::vector<int32_t> bad = {1, 512};
+  EXPECT_METALLIC_ERROR(model->forward(bad, cache), ErrorCode::InvalidArgument);
+  const std::vector<int32_t> five = {1, 2, 3, 4, 5};
+  EXPECT_METALLIC_ERROR(model->forward(five, cache), ErrorCode::InvalidArgument);  // context overflow
+  EXPECT_EQ(cache.size(), 0);
+  EXPECT_METALLIC_ERROR(Model::load("/nonexistent.gguf", ctx), ErrorCode::Io);
+  EXPECT_METALLIC_ERROR(Model::load(test::shared_path("tokenizers/gpt2-bpe/gpt2-bpe.vocab.gguf").string(), ctx),
+                        ErrorCode::NotSupported);
+}
+
+// Rewrites stories260K without one tensor, or with one metadata value replaced.
+std::shared_ptr<const gguf::File> edited(const std::string& drop_tensor, const std::string& key, gguf::Value value) {
+  const gguf::File original = gguf::File::open(test::shared_path("models/stories260K.gguf").string());
+  gguf::Writer w;
+  for (const gguf::KeyValue& kv : original.metadata()) w.add(kv.key, kv.key == key ? value : kv.value);
+  for (const gguf::TensorInfo& t : original.tensors())
+    if (t.name != drop_tensor) w.add_tensor(t.name, t.dtype, t.dims, t.data, t.bytes);
+  return std::make_shared<const gguf::File>(gguf::File::from_bytes(w.to_bytes()));
+}
+
+TEST_P(ModelReference, InconsistentFilesAreFormatErrors) {
+  EXPECT_METALLIC_ERROR(Model::load(edited("blk.3.ffn_up.weight", "", {}), ctx), ErrorCode::Format);
+  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.attention.head_count_kv", uint32_t{3}), ctx), ErrorCode::Format);
+  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.embedding_length", uint32_t{32}), ctx), ErrorCode::Format);
+  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.vocab_size", uint32_t{500}), ctx), ErrorCode::Format);
+  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.block_count", uint32_t{6}), ctx), ErrorCode::Format);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, ModelReference, ::testing::Values(Device::cpu()));
+INSTANTIATE_TEST_SUITE_P(Cuda, ModelReference, ::testing::Values(Device::cuda()));
+
+}  // namespace
+}  // namespace metallic
