@@ -8,22 +8,27 @@ namespace metallic::cuda {
 namespace {
 
 using backend::Activation;
-using backend::load;
-using backend::store;
 
 constexpr int kThreads = 128;
 constexpr int kUnroll = 4;
 
-// x * sigmoid(x); the tanh GELU is x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u)), which costs one exp.
-template <Activation A>
+// x * sigmoid(x); the tanh GELU is x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u)), which costs one exp. The
+// reciprocal of an infinite denominator is 0, so large negative inputs give -0 and -inf gives NaN, as in
+// the division form. The erf GELU uses normcdf in f32, accurate where 1 + erf(x) cancels; the 16-bit types
+// cannot see that error and take the cheaper erf.
+template <class T, Activation A>
 __device__ __forceinline__ float activate(float x) {
+  constexpr float kLog2e = 1.4426950408889634f;
   if constexpr (A == Activation::GeluErf) {
-    return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
+    if constexpr (sizeof(T) == 4)
+      return x * normcdff(x);
+    else
+      return 0.5f * x * (1.f + erff(x * 0.7071067811865476f));
   } else if constexpr (A == Activation::GeluTanh) {
     const float u = 0.7978845608028654f * fmaf(0.044715f * x, x * x, x);
-    return x / (1.f + __expf(-2.f * u));
+    return x * __frcp_rn(1.f + fast_exp2(-2.f * kLog2e * u));
   } else {
-    return x / (1.f + __expf(-x));
+    return x * __frcp_rn(1.f + fast_exp2(-kLog2e * x));
   }
 }
 
@@ -64,9 +69,9 @@ __global__ void activation_kernel(ActParams<T> p) {
           Pack<T, W> r;
 #pragma unroll
           for (int e = 0; e < W; ++e) {
-            float y = activate<A>(load(va[k].v[e]));
-            if constexpr (Gated) y *= load(vb[k].v[e]);
-            r.v[e] = store<T>(y);
+            float y = activate<T, A>(to_f32(va[k].v[e]));
+            if constexpr (Gated) y *= to_f32(vb[k].v[e]);
+            r.v[e] = from_f32<T>(y);
           }
           store_pack<T, W>(out + j * W * co, r);
         }
@@ -74,9 +79,9 @@ __global__ void activation_kernel(ActParams<T> p) {
     }
     if (blockIdx.x == 0)
       for (int64_t i = packs * W + threadIdx.x; i < len; i += kThreads) {
-        float y = activate<A>(load(a[i * ca]));
-        if constexpr (Gated) y *= load(b[i * cb]);
-        out[i * co] = store<T>(y);
+        float y = activate<T, A>(to_f32(a[i * ca]));
+        if constexpr (Gated) y *= to_f32(b[i * cb]);
+        out[i * co] = from_f32<T>(y);
       }
   }
 }

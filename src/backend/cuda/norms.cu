@@ -7,9 +7,6 @@
 namespace metallic::cuda {
 namespace {
 
-using backend::load;
-using backend::store;
-
 enum class NormKind { Rms, AddRms, Layer };
 
 // Operands in RowLayout order: x, residual, sum, out (unused ones repeat x or out).
@@ -29,7 +26,7 @@ struct NormParams {
 };
 
 template <class T, class Wt, int W>
-__global__ void norm_kernel(NormParams<T, Wt> p) {
+__global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < p.rows.rows;
@@ -43,93 +40,102 @@ __global__ void norm_kernel(NormParams<T, Wt> p) {
   const int64_t cx = p.rows.col_stride[0], cr = p.rows.col_stride[1], cs = p.rows.col_stride[2],
                 co = p.rows.col_stride[3];
   const bool add = p.kind == NormKind::AddRms;
+  const bool layer = p.kind == NormKind::Layer;
 
-  // Reads pack j as floats (for AddRms: writes the rounded sum and returns it as stored).
-  auto read = [&](int64_t j, float(&v)[W]) {
-    const Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
+  // Pack j of the row as stored (for AddRms: the rounded sum, which is also written out).
+  auto read = [&](int64_t j) {
+    Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
     if (add) {
       const Pack<T, W> b = load_pack<T, W>(res + j * W * cr);
-      Pack<T, W> s;
 #pragma unroll
-      for (int e = 0; e < W; ++e) s.v[e] = store<T>(load(a.v[e]) + load(b.v[e]));
-      store_pack<T, W>(sum + j * W * cs, s);
-#pragma unroll
-      for (int e = 0; e < W; ++e) v[e] = load(s.v[e]);
-    } else {
-#pragma unroll
-      for (int e = 0; e < W; ++e) v[e] = load(a.v[e]);
+      for (int e = 0; e < W; ++e) a.v[e] = from_f32<T>(to_f32(a.v[e]) + to_f32(b.v[e]));
+      store_pack<T, W>(sum + j * W * cs, a);
     }
+    return a;
   };
   // Re-reads pack j of an over-long row (the stored sum for AddRms).
-  auto reread = [&](int64_t j, float(&v)[W]) {
-    const Pack<T, W> a = add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
+  auto reread = [&](int64_t j) {
+    return add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
+  };
+  auto accumulate = [&](const Pack<T, W>& a, float& acc) {
 #pragma unroll
-    for (int e = 0; e < W; ++e) v[e] = load(a.v[e]);
+    for (int e = 0; e < W; ++e) {
+      const float f = to_f32(a.v[e]);
+      acc = layer ? acc + f : fmaf(f, f, acc);
+    }
   };
 
-  float v[kRowPacks][W];
+  // The row stays in registers as stored (16 bytes per pack), widened again where needed.
+  // All loads are issued before the first store (sum may alias the inputs, which would serialise them).
+  Pack<T, W> v[kRowPacks], r[kRowPacks];
   float acc = 0;
 #pragma unroll
   for (int k = 0; k < kRowPacks; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (active && j < packs) {
-      read(j, v[k]);
-#pragma unroll
-      for (int e = 0; e < W; ++e) acc += p.kind == NormKind::Layer ? v[k][e] : v[k][e] * v[k][e];
+      v[k] = load_pack<T, W>(x + j * W * cx);
+      if (add) r[k] = load_pack<T, W>(res + j * W * cr);
     }
   }
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) {
-    float t[W];
-    read(j, t);
-#pragma unroll
-    for (int e = 0; e < W; ++e) acc += p.kind == NormKind::Layer ? t[e] : t[e] * t[e];
-  }
-  acc = row_sum(acc, tpr);
-  const float n = static_cast<float>(len);
-  float mean = 0, inv;
-  if (p.kind == NormKind::Layer) {
-    // Second pass over the registers: the variance about the mean, free of cancellation.
-    mean = acc / n;
-    float var = 0;
+  if (add) {
 #pragma unroll
     for (int k = 0; k < kRowPacks; ++k) {
       const int64_t j = lane + int64_t{k} * tpr;
-      if (active && j < packs)
+      if (active && j < packs) {
 #pragma unroll
-        for (int e = 0; e < W; ++e) var += (v[k][e] - mean) * (v[k][e] - mean);
+        for (int e = 0; e < W; ++e) v[k].v[e] = from_f32<T>(to_f32(v[k].v[e]) + to_f32(r[k].v[e]));
+        store_pack<T, W>(sum + j * W * cs, v[k]);
+      }
     }
-    for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) {
-      float t[W];
-      reread(j, t);
+  }
 #pragma unroll
-      for (int e = 0; e < W; ++e) var += (t[e] - mean) * (t[e] - mean);
-    }
+  for (int k = 0; k < kRowPacks; ++k)
+    if (active && lane + int64_t{k} * tpr < packs) accumulate(v[k], acc);
+  for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
+  acc = row_sum(acc, tpr);
+  const float n = static_cast<float>(len);
+  float mean = 0, inv;
+  if (layer) {
+    // Second pass over the registers: the variance about the mean, free of cancellation.
+    mean = acc / n;
+    float var = 0;
+    auto deviation = [&](const Pack<T, W>& a) {
+#pragma unroll
+      for (int e = 0; e < W; ++e) {
+        const float d = to_f32(a.v[e]) - mean;
+        var = fmaf(d, d, var);
+      }
+    };
+#pragma unroll
+    for (int k = 0; k < kRowPacks; ++k)
+      if (active && lane + int64_t{k} * tpr < packs) deviation(v[k]);
+    for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) deviation(reread(j));
     inv = rsqrtf(row_sum(var, tpr) / n + p.eps);
   } else {
     inv = rsqrtf(acc / n + p.eps);
   }
   if (!active) return;
 
-  auto write = [&](int64_t j, const float(&t)[W]) {
-    float w[W], b[W];
-#pragma unroll
-    for (int e = 0; e < W; ++e) {
-      w[e] = 1.f;
-      b[e] = 0.f;
-    }
+  auto write = [&](int64_t j, const Pack<T, W>& a) {
+    Pack<T, W> r;
     if (p.weight) {
       const Pack<Wt, W> pw = load_pack<Wt, W>(p.weight + j * W * p.weight_stride);
+      if (p.bias) {
+        const Pack<Wt, W> pb = load_pack<Wt, W>(p.bias + j * W * p.bias_stride);
 #pragma unroll
-      for (int e = 0; e < W; ++e) w[e] = load(pw.v[e]);
+        for (int e = 0; e < W; ++e)
+          r.v[e] = from_f32<T>(fmaf((to_f32(a.v[e]) - mean) * inv, to_f32(pw.v[e]), to_f32(pb.v[e])));
+      } else {
+#pragma unroll
+        for (int e = 0; e < W; ++e) r.v[e] = from_f32<T>((to_f32(a.v[e]) - mean) * inv * to_f32(pw.v[e]));
+      }
+    } else {
+      const float b0 = 0.f;
+#pragma unroll
+      for (int e = 0; e < W; ++e)
+        r.v[e] = from_f32<T>((to_f32(a.v[e]) - mean) * inv +
+                             (p.bias ? to_f32(p.bias[(j * W + e) * p.bias_stride]) : b0));
     }
-    if (p.bias) {
-      const Pack<Wt, W> pb = load_pack<Wt, W>(p.bias + j * W * p.bias_stride);
-#pragma unroll
-      for (int e = 0; e < W; ++e) b[e] = load(pb.v[e]);
-    }
-    Pack<T, W> r;
-#pragma unroll
-    for (int e = 0; e < W; ++e) r.v[e] = store<T>((t[e] - mean) * inv * w[e] + b[e]);
     store_pack<T, W>(out + j * W * co, r);
   };
 #pragma unroll
@@ -137,11 +143,7 @@ __global__ void norm_kernel(NormParams<T, Wt> p) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (j < packs) write(j, v[k]);
   }
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; j < packs; j += tpr) {
-    float t[W];
-    reread(j, t);
-    write(j, t);
-  }
+  for (int64_t j = lane + int64_t{kRowPacks} * tpr; j < packs; j += tpr) write(j, reread(j));
 }
 
 template <class T, class Wt>

@@ -10,9 +10,6 @@
 namespace metallic::cuda {
 namespace {
 
-using backend::load;
-using backend::store;
-
 constexpr int kThreads = 256;
 constexpr int kHeadsPerThread = 8;
 
@@ -29,43 +26,59 @@ struct RopeParams {
   int64_t freq_stride;
 };
 
-// N elements at p (column stride cs) as floats: one access when Vec, else element by element.
+// N elements at p (column stride cs), as stored: one access when Vec, else element by element.
 template <class T, int N, bool Vec>
-__device__ __forceinline__ void load_n(const T* p, int64_t cs, float (&v)[N]) {
+__device__ __forceinline__ Pack<T, N> load_n(const T* p, int64_t cs) {
   if constexpr (Vec) {
-    const Pack<T, N> a = load_pack<T, N>(p);
-#pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = load(a.v[e]);
+    return load_pack<T, N>(p);
   } else {
+    Pack<T, N> a;
 #pragma unroll
-    for (int e = 0; e < N; ++e) v[e] = load(p[e * cs]);
+    for (int e = 0; e < N; ++e) a.v[e] = p[e * cs];
+    return a;
   }
 }
 
 template <class T, int N, bool Vec>
-__device__ __forceinline__ void store_n(T* p, int64_t cs, const float (&v)[N]) {
+__device__ __forceinline__ void store_n(T* p, int64_t cs, const Pack<T, N>& a) {
   if constexpr (Vec) {
-    Pack<T, N> a;
-#pragma unroll
-    for (int e = 0; e < N; ++e) a.v[e] = store<T>(v[e]);
     store_pack<T, N>(p, a);
   } else {
 #pragma unroll
-    for (int e = 0; e < N; ++e) p[e * cs] = store<T>(v[e]);
+    for (int e = 0; e < N; ++e) p[e * cs] = a.v[e];
   }
 }
 
+// Splits item into (token, chunk, group) in 32 bits when the grid allows (64-bit division is slow).
+struct ItemIndex {
+  int64_t token, chunk, group;
+};
+
+template <class T>
+__device__ __forceinline__ ItemIndex split_item(const RopeParams<T>& p, int64_t item) {
+  if (p.items <= 0xffffffffLL) {
+    const uint32_t i = static_cast<uint32_t>(item), groups = static_cast<uint32_t>(p.groups),
+                   chunks = static_cast<uint32_t>(p.chunks);
+    const uint32_t rest = i / groups;
+    return {rest / chunks, rest % chunks, i % groups};
+  }
+  return {item / p.groups / p.chunks, (item / p.groups) % p.chunks, item % p.groups};
+}
+
 // P pairs per thread; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs of P).
+// Each batch of kBatch heads is loaded completely before anything is stored: out may alias x, so the
+// compiler could not otherwise overlap the loads of one head with the stores of the previous.
 template <class T, bool Neox, int P, bool Vec>
 __global__ void rope_kernel(RopeParams<T> p) {
   constexpr int kPass = Vec ? kVec<T> : 1;  // pass-through elements per access
+  constexpr int kBatch = 4;
+  constexpr int kSpan = Neox ? P : 2 * P;  // elements per access
   for (int64_t item = int64_t{blockIdx.x} * kThreads + threadIdx.x; item < p.items;
        item += int64_t{gridDim.x} * kThreads) {
-    const int64_t g = item % p.groups;
-    const int64_t chunk = (item / p.groups) % p.chunks;
-    const int64_t token = item / p.groups / p.chunks;
-    const int64_t s = token % p.seq, b = token / p.seq;
-    const int64_t h0 = chunk * kHeadsPerThread;
+    const ItemIndex ix = split_item(p, item);
+    const int64_t g = ix.group;
+    const int64_t s = ix.token % p.seq, b = ix.token / p.seq;
+    const int64_t h0 = ix.chunk * kHeadsPerThread;
     const int64_t h1 = h0 + kHeadsPerThread < p.heads ? h0 + kHeadsPerThread : p.heads;
     const T* x = p.x + b * p.xs[0] + s * p.xs[1];
     T* out = p.out + b * p.os[0] + s * p.os[1];
@@ -73,15 +86,20 @@ __global__ void rope_kernel(RopeParams<T> p) {
 
     if (g >= p.rot_groups) {  // pass-through copy of dimensions [rot, head_dim)
       const int64_t col = p.rot + (g - p.rot_groups) * kPass;
-#pragma unroll 4
-      for (int64_t h = h0; h < h1; ++h) {
-        float v[kPass];
-        load_n<T, kPass, Vec>(x + h * p.xs[2] + col * cx, cx, v);
-        store_n<T, kPass, Vec>(out + h * p.os[2] + col * co, co, v);
+      for (int64_t hb = h0; hb < h1; hb += kBatch) {
+        Pack<T, kPass> v[kBatch];
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k)
+          if (hb + k < h1) v[k] = load_n<T, kPass, Vec>(x + (hb + k) * p.xs[2] + col * cx, cx);
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k)
+          if (hb + k < h1) store_n<T, kPass, Vec>(out + (hb + k) * p.os[2] + col * co, co, v[k]);
       }
       continue;
     }
 
+    // Element offsets of this group's first and second accesses within a head.
+    const int64_t first = Neox ? g * P : g * 2 * P, second = p.half + g * P;
     float c[P], sn[P];
     const double pos = static_cast<double>(p.position_offset + s);
 #pragma unroll
@@ -94,32 +112,42 @@ __global__ void rope_kernel(RopeParams<T> p) {
       sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
     }
 
-#pragma unroll 4
-    for (int64_t h = h0; h < h1; ++h) {
-      const T* xh = x + h * p.xs[2];
-      T* oh = out + h * p.os[2];
-      if constexpr (Neox) {
-        float a[P], bb[P];
-        load_n<T, P, Vec>(xh + g * P * cx, cx, a);
-        load_n<T, P, Vec>(xh + (p.half + g * P) * cx, cx, bb);
-        float ra[P], rb[P];
+    for (int64_t hb = h0; hb < h1; hb += kBatch) {
+      // Staged as stored (16 bytes per access), widened when used.
+      Pack<T, kSpan> a[kBatch];
+      Pack<T, P> bb[kBatch];
 #pragma unroll
-        for (int k = 0; k < P; ++k) {
-          ra[k] = a[k] * c[k] - bb[k] * sn[k];
-          rb[k] = a[k] * sn[k] + bb[k] * c[k];
+      for (int k = 0; k < kBatch; ++k)
+        if (hb + k < h1) {
+          const T* xh = x + (hb + k) * p.xs[2];
+          a[k] = load_n<T, kSpan, Vec>(xh + first * cx, cx);
+          if constexpr (Neox) bb[k] = load_n<T, P, Vec>(xh + second * cx, cx);
         }
-        store_n<T, P, Vec>(oh + g * P * co, co, ra);
-        store_n<T, P, Vec>(oh + (p.half + g * P) * co, co, rb);
-      } else {
-        float v[2 * P], r[2 * P];
-        load_n<T, 2 * P, Vec>(xh + g * 2 * P * cx, cx, v);
 #pragma unroll
-        for (int k = 0; k < P; ++k) {
-          r[2 * k] = v[2 * k] * c[k] - v[2 * k + 1] * sn[k];
-          r[2 * k + 1] = v[2 * k] * sn[k] + v[2 * k + 1] * c[k];
+      for (int k = 0; k < kBatch; ++k)
+        if (hb + k < h1) {
+          T* oh = out + (hb + k) * p.os[2];
+          if constexpr (Neox) {
+            Pack<T, P> ra, rb;
+#pragma unroll
+            for (int e = 0; e < P; ++e) {
+              const float u = to_f32(a[k].v[e]), w = to_f32(bb[k].v[e]);
+              ra.v[e] = from_f32<T>(u * c[e] - w * sn[e]);
+              rb.v[e] = from_f32<T>(u * sn[e] + w * c[e]);
+            }
+            store_n<T, P, Vec>(oh + first * co, co, ra);
+            store_n<T, P, Vec>(oh + second * co, co, rb);
+          } else {
+            Pack<T, 2 * P> r;
+#pragma unroll
+            for (int e = 0; e < P; ++e) {
+              const float u = to_f32(a[k].v[2 * e]), w = to_f32(a[k].v[2 * e + 1]);
+              r.v[2 * e] = from_f32<T>(u * c[e] - w * sn[e]);
+              r.v[2 * e + 1] = from_f32<T>(u * sn[e] + w * c[e]);
+            }
+            store_n<T, 2 * P, Vec>(oh + first * co, co, r);
+          }
         }
-        store_n<T, 2 * P, Vec>(oh + g * 2 * P * co, co, r);
-      }
     }
   }
 }

@@ -2,16 +2,23 @@
 // (leading dimensions collapsed where the strides allow), 16-byte packs, and row-wide reductions.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <array>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/launch.h"
 #include "backend/scalar.h"
 
 namespace metallic::cuda {
 
-/// Threads per row in the row kernels are a power of two in [32, 1024]; each holds up to kRowPacks packs.
-constexpr int kRowPacks = 4;
+/// Threads per row in the row kernels are a power of two in [32, kMaxRowThreads], aiming at kRowTarget
+/// packs each and holding up to kRowPacks in registers (longer rows re-read the rest).
+constexpr int kRowPacks = 2;
+constexpr int kRowTarget = 2;
+constexpr int kMaxRowThreads = 512;
 
 /// Rows of N operands of one shape [..., H]: the row index -> element offset map and the last-dim strides.
 template <int N>
@@ -76,10 +83,10 @@ bool packs_fit(const RowLayout<N>& l, const std::array<const Tensor*, N>& operan
   return true;
 }
 
-/// Threads per row so that each thread holds at most kRowPacks packs of a row of `packs` packs.
+/// Threads per row so that each thread holds about kRowTarget packs of a row of `packs` packs.
 inline int threads_per_row(int64_t packs) {
   int t = 32;
-  while (t < 1024 && static_cast<int64_t>(t) * kRowPacks < packs) t *= 2;
+  while (t < kMaxRowThreads && static_cast<int64_t>(t) * kRowTarget < packs) t *= 2;
   return t;
 }
 
@@ -98,6 +105,40 @@ __device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
 template <class T, int W>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
   *reinterpret_cast<Pack<T, W>*>(p) = v;
+}
+
+/// Widens one element with the hardware conversions (one instruction each for f16 and bf16).
+template <class T>
+__device__ __forceinline__ float to_f32(T v) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return __uint_as_float(static_cast<uint32_t>(v.bits) << 16);
+  else if constexpr (std::is_same_v<T, f16>)
+    return __half2float(__ushort_as_half(v.bits));
+  else
+    return v;
+}
+
+/// Rounds to nearest even into T (a NaN stays a NaN, though its payload may change).
+template <class T>
+__device__ __forceinline__ T from_f32(float f) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    T r;
+    r.bits = __bfloat16_as_ushort(__float2bfloat16_rn(f));
+    return r;
+  } else if constexpr (std::is_same_v<T, f16>) {
+    T r;
+    r.bits = __half_as_ushort(__float2half_rn(f));
+    return r;
+  } else {
+    return f;
+  }
+}
+
+/// 2^x with the special-function unit (relative error about 2^-22; flushes subnormal results to 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
 /// Elements per 16-byte pack.

@@ -8,9 +8,6 @@
 namespace metallic::cuda {
 namespace {
 
-using backend::load;
-using backend::store;
-
 template <class T>
 struct SoftmaxParams {
   const T* x;
@@ -25,7 +22,7 @@ struct SoftmaxParams {
 };
 
 template <class T, int W>
-__global__ void softmax_kernel(SoftmaxParams<T> p) {
+__global__ void __launch_bounds__(kMaxRowThreads) softmax_kernel(SoftmaxParams<T> p) {
   constexpr float kLog2e = 1.4426950408889634f;
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
@@ -42,29 +39,30 @@ __global__ void softmax_kernel(SoftmaxParams<T> p) {
     const int64_t last = row % p.sq + p.query_offset;
     kept = last < 0 ? 0 : (last + 1 < len ? last + 1 : len);
   }
-
-  auto read = [&](int64_t j, float(&v)[W]) {
-    const Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
-#pragma unroll
-    for (int e = 0; e < W; ++e) v[e] = j * W + e < kept ? load(a.v[e]) * p.scale : -INFINITY;
+  // Element e of pack j, scaled, or -inf where masked.
+  auto value = [&](const Pack<T, W>& a, int64_t j, int e) {
+    return j * W + e < kept ? to_f32(a.v[e]) * p.scale : -INFINITY;
   };
 
-  float v[kRowPacks][W];
+  // The row stays in registers as stored (16 bytes per pack).
+  Pack<T, W> v[kRowPacks];
+#pragma unroll
+  for (int k = 0; k < kRowPacks; ++k) {
+    const int64_t j = lane + int64_t{k} * tpr;
+    if (active && j < packs) v[k] = load_pack<T, W>(x + j * W * cx);
+  }
   float max = -INFINITY;
 #pragma unroll
   for (int k = 0; k < kRowPacks; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
-    if (active && j < packs) {
-      read(j, v[k]);
+    if (active && j < packs)
 #pragma unroll
-      for (int e = 0; e < W; ++e) max = fmaxf(max, v[k][e]);
-    }
+      for (int e = 0; e < W; ++e) max = fmaxf(max, value(v[k], j, e));
   }
   for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) {
-    float t[W];
-    read(j, t);
+    const Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
 #pragma unroll
-    for (int e = 0; e < W; ++e) max = fmaxf(max, t[e]);
+    for (int e = 0; e < W; ++e) max = fmaxf(max, value(a, j, e));
   }
   max = row_max(max, tpr);
   // A fully masked row has max -inf; shifting by 0 keeps every exp at exactly 0 instead of NaN. The
@@ -76,27 +74,26 @@ __global__ void softmax_kernel(SoftmaxParams<T> p) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (active && j < packs)
 #pragma unroll
-      for (int e = 0; e < W; ++e) sum += exp2f((v[k][e] - shift) * kLog2e);
+      for (int e = 0; e < W; ++e) sum += fast_exp2((value(v[k], j, e) - shift) * kLog2e);
   }
   for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) {
-    float t[W];
-    read(j, t);
+    const Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
 #pragma unroll
-    for (int e = 0; e < W; ++e) sum += exp2f((t[e] - shift) * kLog2e);
+    for (int e = 0; e < W; ++e) sum += fast_exp2((value(a, j, e) - shift) * kLog2e);
   }
   sum = row_sum(sum, tpr);
   if (!active) return;
   const float inv = 1.f / sum;
   const float log_sum = logf(sum);
 
-  auto write = [&](int64_t j, const float(&t)[W]) {
+  auto write = [&](int64_t j, const Pack<T, W>& a) {
     Pack<T, W> r;
 #pragma unroll
     for (int e = 0; e < W; ++e) {
       // Masked columns are exact (0 or -inf) even when a NaN elsewhere poisons the row.
-      const float d = t[e] - shift;
-      const float r_kept = p.log ? d - log_sum : exp2f(d * kLog2e) * inv;
-      r.v[e] = store<T>(j * W + e < kept ? r_kept : (p.log ? -INFINITY : 0.f));
+      const float d = value(a, j, e) - shift;
+      const float r_kept = p.log ? d - log_sum : fast_exp2(d * kLog2e) * inv;
+      r.v[e] = from_f32<T>(j * W + e < kept ? r_kept : (p.log ? -INFINITY : 0.f));
     }
     store_pack<T, W>(out + j * W * co, r);
   };
@@ -105,11 +102,8 @@ __global__ void softmax_kernel(SoftmaxParams<T> p) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (j < packs) write(j, v[k]);
   }
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; j < packs; j += tpr) {
-    float t[W];
-    read(j, t);
-    write(j, t);
-  }
+  for (int64_t j = lane + int64_t{kRowPacks} * tpr; j < packs; j += tpr)
+    write(j, load_pack<T, W>(x + j * W * cx));
 }
 
 template <class T>
