@@ -19,7 +19,7 @@ namespace {
 using namespace metallic::quant;
 
 constexpr int kWarps = 8;          // warps per block
-constexpr int kRowsPerWarp = 2;    // output rows each warp accumulates
+constexpr int kRowsPerWarp = 4;    // output rows each warp accumulates
 constexpr int kStageFloats = 8192; // x elements (all rows together) staged per chunk
 
 __device__ __forceinline__ int padded(int i) { return i + (i >> 5) * 4; }
@@ -156,7 +156,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const uint8_t* __rest
       const int n = row0 + r;
       if (n >= N) break;
       const uint8_t* wrow = w + static_cast<int64_t>(n) * row_bytes;
-#pragma unroll 4
       for (int u = lane; u < units; u += 32) {
         float wv[U];
         Dec::decode(wrow, ubase + u, wv);
