@@ -4,8 +4,8 @@
 usage: python3 bench/compare.py [build/bench/metallic_bench] [--filter SUBSTRING] [--modules a,b]
 
 Each bench/torch/<name>.py defines run(timer) returning a list of {"op", "shape", "dtype", "ms"}
-(optionally run(timer, filter) to skip work); timer(fn) is the CUDA-event median of 30 calls after 5
-warm-ups. Rows join on (op, shape, dtype). When $OUT is set, the raw JSON of both sides and the table are
+(optionally run(timer, filter) to skip work); timer(fn, flush_l2=False) is the CUDA-event median of 30 calls after 5
+warm-ups (flush_l2 evicts L2 before each timed call, as the C++ side's time_ms(fn, true)). Rows join on (op, shape, dtype). When $OUT is set, the raw JSON of both sides and the table are
 written there.
 """
 import argparse
@@ -23,14 +23,19 @@ HERE = Path(__file__).resolve().parent
 def make_timer():
     import torch
 
-    def timer(fn, iters=30, warmup=5):
+    flush_buf = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+
+    def timer(fn, iters=30, warmup=5, flush_l2=False):
+        # flush_l2: overwrite 256 MiB before each timed call (outside the events), like Harness::time_ms.
         for _ in range(warmup):
             fn()
         torch.cuda.synchronize()
         start = torch.cuda.Event(enable_timing=True)
         stop = torch.cuda.Event(enable_timing=True)
         times = []
-        for _ in range(iters):
+        for i in range(iters):
+            if flush_l2:
+                flush_buf.fill_(i & 0xFF)
             start.record()
             fn()
             stop.record()

@@ -63,7 +63,9 @@ class Linear : public ::testing::TestWithParam<Param> {
     ASSERT_EQ(y.shape(), (Shape{m, n}));
     const auto want = reference(xv, m, k, wdeq, n, with_bias ? &bv : nullptr);
     // Only accumulation error (and one rounding to x's dtype; large-M tiles also round W to x's dtype).
-    const double t = xt == DType::BF16 ? 3e-2 : xt == DType::F16 ? 5e-3 : 1e-4;
+    // Above 8 rows of x on CUDA, W is rounded to x's dtype in the scratch tile: bf16 keeps 8 bits, so K=512
+    // products of such weights can be off by a few percent of the floor.
+    const double t = xt == DType::BF16 ? (m > 8 ? 6e-2 : 3e-2) : xt == DType::F16 ? 5e-3 : 1e-4;
     EXPECT_LE(test::max_rel_error(y.to_vector<float>(), want, 1.0), t)
         << "m=" << m << " k=" << k << " n=" << n << " weight " << name(wt);
   }

@@ -352,6 +352,16 @@ __global__ void embedding_kernel(DType tt, const uint8_t* table, int64_t row_byt
   }
 }
 
+// Same dtype, dense 16-byte-aligned rows: a vectorised row copy (zeros for ids outside the table).
+__global__ void embedding_copy_kernel(const uint8_t* table, int64_t row_bytes, int64_t v, const int32_t* ids,
+                                      int64_t vecs, uint4* out) {
+  const int64_t t = blockIdx.x;
+  const int32_t id = ids[t];
+  const bool valid = id >= 0 && id < v;
+  const uint4* row = reinterpret_cast<const uint4*>(table + (valid ? id : 0) * row_bytes);
+  for (int64_t j = threadIdx.x; j < vecs; j += blockDim.x) out[t * vecs + j] = valid ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
+}
+
 }  // namespace
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out) {
@@ -377,6 +387,13 @@ void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   const auto* pi = ids.data_as<int32_t>();
   check(t < (int64_t{1} << 31), ErrorCode::InvalidArgument, "embedding: too many ids");
   const unsigned grid = static_cast<unsigned>(t);
+  const int64_t out_row_bytes = d * element_size(out.dtype());
+  if (tt == out.dtype() && table.stride(1) == 1 && row_bytes % 16 == 0 && out_row_bytes % 16 == 0 &&
+      reinterpret_cast<uintptr_t>(pt) % 16 == 0 && reinterpret_cast<uintptr_t>(out.data()) % 16 == 0) {
+    embedding_copy_kernel<<<grid, 128, 0, s>>>(pt, row_bytes, v, pi, out_row_bytes / 16, static_cast<uint4*>(out.data()));
+    MTL_CUDA_CHECK_LAUNCH("embedding: embedding_copy_kernel");
+    return;
+  }
   switch (out.dtype()) {
     case DType::F32: embedding_kernel<float><<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<float>()); break;
     case DType::F16: embedding_kernel<f16><<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<f16>()); break;
