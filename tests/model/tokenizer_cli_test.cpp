@@ -10,47 +10,14 @@
 #include <vector>
 
 #include "test_support.h"
+#include "tool_runner.h"
 
 namespace metallic {
 namespace {
 
-std::string shell_quote(const std::string& arg) {
-  std::string out = "'";
-  for (const char c : arg) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
-struct ToolRun {
-  int status;
-  std::string out;
-};
-
-ToolRun run_tool(const std::vector<std::string>& args) {
-  const char* tool = std::getenv("METALLIC_TOOL");
-  std::string command = shell_quote(tool ? tool : "metallic");
-  for (const auto& a : args) {
-    command += ' ';
-    command += shell_quote(a);
-  }
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, {}};
-  std::string out;
-  std::array<char, 4096> buffer;
-  for (size_t n; (n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) out.append(buffer.data(), n);
-  return {pclose(pipe), out};
-}
-
-std::string last_line(std::string out) {
-  if (!out.empty() && out.back() == '\n') out.pop_back();
-  const size_t nl = out.rfind('\n');
-  return nl == std::string::npos ? out : out.substr(nl + 1);
-}
+using test::last_line;
+using test::run_tool;
+using test::ToolRun;
 
 nlohmann::json fixture_row(const std::string& relative, size_t index) {
   std::ifstream in(test::shared_path(relative));
