@@ -17,5 +17,9 @@ void add_run_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 /// `metallic logits`: the logits after each of the given ids, as JSON.
 void add_logits_command(CLI::App& app);
+/// `metallic synth`: write a random-weight GGUF in the shape of a real architecture.
+void add_synth_command(CLI::App& app);
+/// `metallic bench`: prompt-processing and generation speed, with decode's fraction of the memory roofline.
+void add_bench_command(CLI::App& app);
 
 }  // namespace metallic::cli

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "metallic/core/error.h"
-#include "metallic/model/builtin_model.h"
+#include "metallic/model/synthetic.h"
 #include "metallic/model/vocabulary.h"
 
 namespace metallic::cli {
@@ -33,7 +33,7 @@ LoadedModel load_model(const std::string& path, const std::string& device) {
   std::shared_ptr<const gguf::File> file;
   if (path.empty()) {
     std::fprintf(stderr, "no model given (-m): using the built-in model with RANDOM weights; its text is noise\n");
-    file = builtin_model();
+    file = synthetic_model(SyntheticSpec::preset("builtin"), uniform_weight_type(DType::F32), 1);
     m.builtin = true;
   } else {
     file = std::make_shared<const gguf::File>(gguf::File::open(path));

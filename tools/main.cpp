@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   metallic::cli::add_run_command(app);
   metallic::cli::add_chat_command(app);
   metallic::cli::add_logits_command(app);
+  metallic::cli::add_synth_command(app);
+  metallic::cli::add_bench_command(app);
   metallic::cli::add_inspect_command(app);
   metallic::cli::add_tokenize_commands(app);
   try {

@@ -10,6 +10,8 @@
 #include "metallic/core/error.h"
 #include "metallic/model/gguf.h"
 
+#include <algorithm>
+
 namespace metallic::gguf {
 namespace {
 
@@ -82,6 +84,20 @@ void Writer::add(std::string key, Value value) {
 
 void Writer::add_tensor(std::string name, DType dtype, std::vector<int64_t> dims, const void* data,
                         size_t bytes) {
+  const uint64_t size = checked_size(name, dtype, dims);
+  check(bytes == size, ErrorCode::InvalidArgument, "gguf writer: tensor '", name, "': got ", bytes, " bytes, ",
+        info(dtype).name, " needs ", size);
+  const auto* first = static_cast<const uint8_t*>(data);
+  tensors_.push_back({std::move(name), dtype, std::move(dims), size, std::vector<uint8_t>(first, first + bytes), {}});
+}
+
+void Writer::add_tensor(std::string name, DType dtype, std::vector<int64_t> dims,
+                        std::function<void(uint8_t* out)> produce) {
+  const uint64_t size = checked_size(name, dtype, dims);
+  tensors_.push_back({std::move(name), dtype, std::move(dims), size, {}, std::move(produce)});
+}
+
+uint64_t Writer::checked_size(const std::string& name, DType dtype, const std::vector<int64_t>& dims) const {
   for (const Tensor& t : tensors_)
     check(t.name != name, ErrorCode::InvalidArgument, "gguf writer: duplicate tensor '", name, "'");
   const DTypeInfo& ti = info(dtype);
@@ -98,11 +114,7 @@ void Writer::add_tensor(std::string name, DType dtype, std::vector<int64_t> dims
   }
   check(dims[0] % ti.block_size == 0, ErrorCode::InvalidArgument, "gguf writer: tensor '", name,
         "': row length ", dims[0], " is not a multiple of the ", ti.name, " block size ", ti.block_size);
-  const int64_t expected = storage_bytes(dtype, elements);
-  check(static_cast<int64_t>(bytes) == expected, ErrorCode::InvalidArgument, "gguf writer: tensor '", name,
-        "': got ", bytes, " bytes, ", ti.name, " ", elements, " elements need ", expected);
-  const auto* first = static_cast<const uint8_t*>(data);
-  tensors_.push_back({std::move(name), dtype, std::move(dims), std::vector<uint8_t>(first, first + bytes)});
+  return static_cast<uint64_t>(storage_bytes(dtype, elements));
 }
 
 uint64_t Writer::alignment() const {
@@ -127,7 +139,7 @@ uint64_t Writer::alignment() const {
   return 32;
 }
 
-std::vector<uint8_t> Writer::to_bytes() const {
+std::vector<uint8_t> Writer::header() const {
   const uint64_t align = alignment();
   std::vector<uint8_t> bytes;
   Sink out(bytes);
@@ -147,23 +159,47 @@ std::vector<uint8_t> Writer::to_bytes() const {
     for (int64_t d : t.dims) out.put<uint64_t>(static_cast<uint64_t>(d));
     out.put<uint32_t>(static_cast<uint32_t>(info(t.dtype).ggml_type));
     out.put<uint64_t>(offset);
-    offset += t.data.size() + (align - t.data.size() % align) % align;
+    offset += t.size + (align - t.size % align) % align;
   }
   out.pad_to(align);
+  return bytes;
+}
+
+void Writer::tensor_bytes(const Tensor& t, std::vector<uint8_t>& out) const {
+  const uint64_t align = alignment();
+  out.assign(t.size + (align - t.size % align) % align, 0);
+  if (t.produce)
+    t.produce(out.data());
+  else
+    std::copy(t.data.begin(), t.data.end(), out.begin());
+}
+
+std::vector<uint8_t> Writer::to_bytes() const {
+  std::vector<uint8_t> bytes = header(), chunk;
   for (const Tensor& t : tensors_) {
-    out.put_bytes(t.data.data(), t.data.size());
-    out.pad_to(align);
+    tensor_bytes(t, chunk);
+    bytes.insert(bytes.end(), chunk.begin(), chunk.end());
   }
   return bytes;
 }
 
 void Writer::write(const std::string& path) const {
-  const std::vector<uint8_t> bytes = to_bytes();
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) fail(ErrorCode::Io, "gguf writer: cannot create '", path, "': ", std::strerror(errno));
-  const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), f);
+  // Tensors are produced and written one at a time, so files larger than memory can be written.
+  std::vector<uint8_t> chunk = header();
+  bool ok = std::fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size();
+  try {
+    for (size_t i = 0; ok && i < tensors_.size(); ++i) {
+      tensor_bytes(tensors_[i], chunk);
+      ok = std::fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size();
+    }
+  } catch (...) {
+    std::fclose(f);
+    throw;
+  }
   const bool closed = std::fclose(f) == 0;
-  check(written == bytes.size() && closed, ErrorCode::Io, "gguf writer: short write to '", path, "'");
+  check(ok && closed, ErrorCode::Io, "gguf writer: short write to '", path, "'");
 }
 
 }  // namespace metallic::gguf

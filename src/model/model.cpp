@@ -129,6 +129,11 @@ std::shared_ptr<Model> Model::load(std::shared_ptr<const gguf::File> file, const
   return m;
 }
 
+int64_t Model::decode_weight_bytes() const {
+  const bool tied = output_.buffer() == token_embd_.buffer();
+  return weight_bytes_ - (tied ? 0 : token_embd_.nbytes());
+}
+
 KVCache Model::make_cache(int64_t capacity) const {
   return make_cache(capacity, context_->device().is_cuda() ? DType::F16 : DType::F32);
 }

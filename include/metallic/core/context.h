@@ -40,6 +40,9 @@ class Context : public std::enable_shared_from_this<Context> {
   ResourceCache& cache() { return *cache_; }
   /// Waits for all work queued on this context's stream.
   void synchronize() const;
+  /// Device copy bandwidth in GB/s (bytes read plus bytes written per second), measured with a
+  /// device-to-device copy of `bytes` on this context's stream (median of several repetitions).
+  double measure_copy_bandwidth(size_t bytes = size_t{1} << 30);
   /// Bytes of device memory this context holds now (tensors and pool chunks).
   int64_t allocated_bytes() const { return allocated_.load(); }
   /// Most bytes this context ever held at once.

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -197,6 +198,9 @@ class Writer {
   void add(std::string key, Value value);
   /// Appends a tensor; `data` must hold exactly the bytes the dtype and dims call for (copied).
   void add_tensor(std::string name, DType dtype, std::vector<int64_t> dims, const void* data, size_t bytes);
+  /// Appends a tensor whose bytes `produce` writes (exactly the size the dtype and dims call for) when the
+  /// file is written, so that large files never sit in memory whole.
+  void add_tensor(std::string name, DType dtype, std::vector<int64_t> dims, std::function<void(uint8_t* out)> produce);
 
   /// The complete file image.
   std::vector<uint8_t> to_bytes() const;
@@ -208,9 +212,15 @@ class Writer {
     std::string name;
     DType dtype;
     std::vector<int64_t> dims;
-    std::vector<uint8_t> data;
+    uint64_t size;
+    std::vector<uint8_t> data;                  // owned bytes, or
+    std::function<void(uint8_t*)> produce;      // bytes made on demand
   };
   uint64_t alignment() const;
+  uint64_t checked_size(const std::string& name, DType dtype, const std::vector<int64_t>& dims) const;
+  std::vector<uint8_t> header() const;
+  // The tensor's bytes followed by the zero padding up to the alignment.
+  void tensor_bytes(const Tensor& t, std::vector<uint8_t>& out) const;
 
   std::vector<KeyValue> metadata_;
   std::vector<Tensor> tensors_;

@@ -41,6 +41,9 @@ class Model {
   const std::shared_ptr<Context>& context() const { return context_; }
   /// Bytes of weights on the device.
   int64_t weight_bytes() const { return weight_bytes_; }
+  /// Bytes of weights one decode step reads: all of them except the embedding table, of which only one row is
+  /// touched (unless it doubles as the output projection).
+  int64_t decode_weight_bytes() const;
   /// Number of weight elements.
   int64_t parameter_count() const { return parameters_; }
   /// A KV cache for `capacity` positions in this model's shape (f16 on CUDA, f32 on the CPU by default).

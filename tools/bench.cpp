@@ -1,0 +1,96 @@
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "command.h"
+#include "loading.h"
+#include "metallic/core/error.h"
+#include "metallic/model/sampler.h"
+
+namespace metallic::cli {
+namespace {
+
+struct Summary {
+  double mean = 0, sd = 0;
+};
+
+Summary summarize(const std::vector<double>& v) {
+  Summary s;
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / static_cast<double>(v.size() - 1)) : 0.0;
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  struct Args {
+    std::string model, device;
+    int64_t prompt = 512, generate = 128;
+    int reps = 5;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("bench", "Measure prompt processing (pp) and generation (tg) speed");
+  cmd->add_option("-m,--model", args->model, "GGUF model file (default: the built-in random model)");
+  cmd->add_option("-p,--n-prompt", args->prompt, "prompt tokens per pp test")->check(CLI::PositiveNumber);
+  cmd->add_option("-n,--n-gen", args->generate, "tokens per tg test")->check(CLI::PositiveNumber);
+  cmd->add_option("--reps", args->reps, "repetitions")->check(CLI::PositiveNumber);
+  cmd->add_option("--device", args->device, "cpu, cuda or cuda:N");
+  cmd->callback([args] {
+    const LoadedModel loaded = load_model(args->model, args->device);
+    const Model& model = *loaded.model;
+    const ModelConfig& c = model.config();
+    // A context of its own, so the copy buffers stay out of the model context's peak memory.
+    const double copy_gbps = Context::create(loaded.context->device())->measure_copy_bandwidth(size_t{1} << 30);
+    const int64_t ctx = args->prompt + args->generate;
+    std::vector<int32_t> prompt(static_cast<size_t>(args->prompt));
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 3) % c.n_vocab);
+    std::vector<double> pp, tg;
+    int64_t kv_element = 0;
+    for (int rep = -1; rep < args->reps; ++rep) {  // rep -1 warms up kernels, plans and allocations
+      KVCache cache = model.make_cache(ctx);
+      kv_element = element_size(cache.dtype());
+      auto t = std::chrono::steady_clock::now();
+      std::vector<float> logits = model.forward(prompt, cache).to_vector<float>();
+      const double prefill = seconds_since(t);
+      t = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < args->generate; ++i) {
+        const int32_t next = argmax(logits);
+        logits = model.forward(std::span<const int32_t>(&next, 1), cache).to_vector<float>();
+      }
+      const double decode = seconds_since(t);
+      if (rep < 0) continue;
+      pp.push_back(static_cast<double>(args->prompt) / prefill);
+      tg.push_back(static_cast<double>(args->generate) / decode);
+    }
+    // A decode step reads the weights once and the KV cache up to the current position (on average the middle).
+    const double kv_bytes = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.head_dim * kv_element) *
+                            (static_cast<double>(args->prompt) + static_cast<double>(args->generate) / 2);
+    const double step_bytes = static_cast<double>(model.decode_weight_bytes()) + kv_bytes;
+    const Summary p = summarize(pp), g = summarize(tg);
+    const std::string backend = loaded.context->device().to_string();
+    std::printf("| model | size | params | backend | test | t/s | roofline |\n");
+    std::printf("| --- | ---: | ---: | --- | --- | ---: | ---: |\n");
+    const double gib = static_cast<double>(model.weight_bytes()) / (1 << 30);
+    const double params = static_cast<double>(model.parameter_count()) / 1e9;
+    std::printf("| %s | %.2f GiB | %.2f B | %s | pp%lld | %.1f ± %.1f | |\n", c.name.c_str(), gib, params,
+                backend.c_str(), static_cast<long long>(args->prompt), p.mean, p.sd);
+    std::printf("| %s | %.2f GiB | %.2f B | %s | tg%lld | %.1f ± %.1f | %.2f |\n", c.name.c_str(), gib, params,
+                backend.c_str(), static_cast<long long>(args->generate), g.mean, g.sd,
+                g.mean * step_bytes / (copy_gbps * 1e9));
+    const double weights_mib = static_cast<double>(model.weight_bytes()) / (1 << 20);
+    const double kv_mib = static_cast<double>(2 * c.n_layers * ctx * c.n_kv_heads * c.head_dim * kv_element) / (1 << 20);
+    std::printf("\ncopy bandwidth %.0f GB/s; decode reads %.1f MiB per token (roofline %.1f tok/s); peak device "
+                "memory %.1f MiB = weights %.1f + KV cache %.1f + %.1f%%\n",
+                copy_gbps, step_bytes / (1 << 20), copy_gbps * 1e9 / step_bytes, peak_mib(*loaded.context),
+                weights_mib, kv_mib, 100.0 * (peak_mib(*loaded.context) / (weights_mib + kv_mib) - 1));
+  });
+}
+
+}  // namespace metallic::cli
