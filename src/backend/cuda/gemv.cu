@@ -25,12 +25,8 @@
 namespace metallic::cuda {
 namespace {
 
-constexpr int kWarps = 4;  // warps per block
-constexpr int kRows = 2;   // output rows per warp for block types: more loads in flight, x reads shared
-// Warps resident per SM the grid aims at. Each warp then loops over row groups, and the grid is trimmed so
-// every warp gets the same number of groups to within one: a grid of many short-lived blocks would end
-// in a partial wave that leaves most SMs idle.
-constexpr int kDenseWarpsPerSm = 12, kBlockWarpsPerSm = 16;
+constexpr int kWarps = 4;  // warps per block: small blocks keep the tail of the grid short
+constexpr int kRows = 2;   // output rows per warp: more loads in flight, x reads shared by the rows
 
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
   uint4 v;
@@ -92,12 +88,12 @@ __device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8]) 
 }
 
 // Reduces every lane's partial sums and writes the warp's rows.
-template <int R, int MM, class T>
-__device__ __forceinline__ void finish(float (&acc)[R][MM], int row0, int M, int N, const float* bias,
+template <int MM, class T>
+__device__ __forceinline__ void finish(float (&acc)[kRows][MM], int row0, int M, int N, const float* bias,
                                        T* out) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < kRows; ++r)
 #pragma unroll
     for (int m = 0; m < MM; ++m) {
       float v = acc[r][m];
@@ -115,46 +111,42 @@ template <class E, class T, int MM>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_dense(const uint8_t* __restrict__ w, int64_t row_bytes, const T* __restrict__ x, int64_t ldx, int M,
                int K, int N, const float* __restrict__ bias, T* __restrict__ out) {
-  // One row per warp while x is cheap to re-read; two when 4+ rows of x would make L1 the bottleneck.
-  constexpr int R = MM <= 2 ? 1 : 2, V = kVecs<E>, U = 16 / (R * V);  // 16 vectors in flight per lane
+  constexpr int V = kVecs<E>, U = V == 1 ? 4 : 2;  // chunks per row and step: 4 (f32: 2) 16-byte vectors
   const int lane = threadIdx.x & 31;
-  const int chunks = K / 8, groups = (N + R - 1) / R;
-  for (int g = blockIdx.x * kWarps + (threadIdx.x >> 5); g < groups; g += gridDim.x * kWarps) {
-    const int row0 = g * R;
-    const uint4* rows[R];
+  const int row0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
+  const uint4* rows[kRows];
 #pragma unroll
-    for (int r = 0; r < R; ++r)  // rows past N re-read the last row; their sums are dropped
-      rows[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes);
-    float acc[R][MM] = {};
-    for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
-      uint4 wv[U][R][V];
+  for (int r = 0; r < kRows; ++r)  // rows past N re-read the last row; their sums are dropped
+    rows[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes);
+  const int chunks = K / 8;
+  float acc[kRows][MM] = {};
+  for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+    uint4 wv[U][kRows][V];
 #pragma unroll
-      for (int j = 0; j < U; ++j)
+    for (int j = 0; j < U; ++j)
 #pragma unroll
-        for (int r = 0; r < R; ++r)
+      for (int r = 0; r < kRows; ++r)
 #pragma unroll
-          for (int v = 0; v < V; ++v)
-            wv[j][r][v] = c0 + 32 * j < chunks
-                              ? ld_stream(rows[r] + static_cast<int64_t>(c0 + 32 * j) * V + v)
-                              : make_uint4(0, 0, 0, 0);
+        for (int v = 0; v < V; ++v)
+          wv[j][r][v] = c0 + 32 * j < chunks ? ld_stream(rows[r] + static_cast<int64_t>(c0 + 32 * j) * V + v)
+                                             : make_uint4(0, 0, 0, 0);
 #pragma unroll
-      for (int j = 0; j < U; ++j) {
-        const int c = c0 + 32 * j;
-        if (c >= chunks) break;
-        float wf[R][8];
+    for (int j = 0; j < U; ++j) {
+      const int c = c0 + 32 * j;
+      if (c >= chunks) break;
+      float wf[kRows][8];
 #pragma unroll
-        for (int r = 0; r < R; ++r) unpack8<E>(wv[j][r], wf[r]);
+      for (int r = 0; r < kRows; ++r) unpack8<E>(wv[j][r], wf[r]);
 #pragma unroll
-        for (int m = 0; m < MM; ++m) {
-          float xv[8];
-          load_x8(x + min(m, M - 1) * ldx + 8 * c, xv);
+      for (int m = 0; m < MM; ++m) {
+        float xv[8];
+        load_x8(x + min(m, M - 1) * ldx + 8 * c, xv);
 #pragma unroll
-          for (int r = 0; r < R; ++r) acc[r][m] += dot8(wf[r], xv);
-        }
+        for (int r = 0; r < kRows; ++r) acc[r][m] += dot8(wf[r], xv);
       }
     }
-    finish<R, MM>(acc, row0, M, N, bias, out);
   }
+  finish<MM>(acc, row0, M, N, bias, out);
 }
 
 // ---- block types: unit decoders reading a 16-byte aligned tile in shared memory ---------------------------
@@ -207,7 +199,7 @@ struct Q8_0 {  // unit: two blocks (64 elements, 68 bytes, 4-byte aligned in the
 };
 
 struct Q4_0 {  // unit: two blocks (64 elements, 36 bytes); pieces 0-1 / 2-3 are a block's low / high nibbles
-  static constexpr int kTileElems = 2048, kTileBytes = 1152, kUnitsPerLane = 1, kPieces = 8;
+  static constexpr int kTileElems = 4096, kTileBytes = 2304, kUnitsPerLane = 2, kPieces = 8;
   static constexpr bool kPartial = true, kSumX = false;
   struct State {
     uint32_t wd[9];
@@ -237,7 +229,7 @@ struct Q4_0 {  // unit: two blocks (64 elements, 36 bytes); pieces 0-1 / 2-3 are
 };
 
 struct Q4_K {  // unit: 32 quant bytes of a super-block = groups 2j (low nibbles) and 2j + 1 (high nibbles)
-  static constexpr int kTileElems = 2048, kTileBytes = 1152, kUnitsPerLane = 1, kPieces = 8;
+  static constexpr int kTileElems = 4096, kTileBytes = 2304, kUnitsPerLane = 2, kPieces = 8;
   static constexpr bool kPartial = false, kSumX = true;
   struct State {
     uint32_t wd[8];
@@ -333,98 +325,81 @@ __global__ void __launch_bounds__(kWarps * 32)
   constexpr int kBuf = Q::kTileBytes + 32;
   __shared__ __align__(16) uint8_t smem[kWarps][kRows][kBuf];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int groups = (N + kRows - 1) / kRows;
-  for (int g = blockIdx.x * kWarps + warp; g < groups; g += gridDim.x * kWarps) {
-    const int row0 = g * kRows;
-    // Aligned 16-byte vectors covering each row: every one holds at least one byte of the row, so none
-    // reaches past the allocation.
-    const uint8_t* rows[kRows];
-    int mis[kRows];
+  const int row0 = (blockIdx.x * kWarps + warp) * kRows;
+  // Aligned 16-byte vectors covering each row: every one holds at least one byte of the row, so none
+  // reaches past the allocation.
+  const uint8_t* rows[kRows];
+  int mis[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const uint8_t* p = w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes;
+    mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
+    rows[r] = p - mis[r];
+  }
+  uint4 buf[kRows][kLoads];
+  auto load = [&](int t) {
+    const int64_t off = static_cast<int64_t>(t) * Q::kTileBytes;
+    const int bytes = static_cast<int>(min(static_cast<int64_t>(Q::kTileBytes), data_bytes - off));
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const uint8_t* p = w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes;
-      mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
-      rows[r] = p - mis[r];
-    }
-    uint4 buf[kRows][kLoads];
-    auto load = [&](int t) {
-      const int64_t off = static_cast<int64_t>(t) * Q::kTileBytes;
-      const int bytes = static_cast<int>(min(static_cast<int64_t>(Q::kTileBytes), data_bytes - off));
+      const int nv = (mis[r] + bytes + 15) >> 4;
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const int nv = (mis[r] + bytes + 15) >> 4;
-#pragma unroll
-        for (int i = 0; i < kLoads; ++i) {
-          const int v = lane + 32 * i;
-          buf[r][i] = v < nv ? ld_stream(rows[r] + off + 16 * v) : make_uint4(0, 0, 0, 0);
-        }
+      for (int i = 0; i < kLoads; ++i) {
+        const int v = lane + 32 * i;
+        buf[r][i] = v < nv ? ld_stream(rows[r] + off + 16 * v) : make_uint4(0, 0, 0, 0);
       }
-    };
-    const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
-    float acc[kRows][MM] = {};
-    load(0);
-    for (int t = 0; t < tiles; ++t) {
-      __syncwarp();
+    }
+  };
+  const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
+  float acc[kRows][MM] = {};
+  load(0);
+  for (int t = 0; t < tiles; ++t) {
+    __syncwarp();
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
+    for (int r = 0; r < kRows; ++r)
 #pragma unroll
-        for (int i = 0; i < kLoads; ++i)
-          if (lane + 32 * i < kVecsPerTile)
-            store_shifted(smem[warp][r] + 16, lane + 32 * i, mis[r], buf[r][i]);
-      __syncwarp();
-      if (t + 1 < tiles) load(t + 1);
-      const int e0 = t * Q::kTileElems;
+      for (int i = 0; i < kLoads; ++i)
+        if (lane + 32 * i < kVecsPerTile) store_shifted(smem[warp][r] + 16, lane + 32 * i, mis[r], buf[r][i]);
+    __syncwarp();
+    if (t + 1 < tiles) load(t + 1);
+    const int e0 = t * Q::kTileElems;
 #pragma unroll
-      for (int j = 0; j < Q::kUnitsPerLane; ++j) {
-        const int u = lane + 32 * j;
-        if (e0 + Q::x_off(u, 0) >= K) break;
-        typename Q::State st[kRows];
+    for (int j = 0; j < Q::kUnitsPerLane; ++j) {
+      const int u = lane + 32 * j;
+      if (e0 + Q::x_off(u, 0) >= K) break;
+      typename Q::State st[kRows];
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) st[r] = Q::prep(smem[warp][r] + 16, u);
+      for (int r = 0; r < kRows; ++r) st[r] = Q::prep(smem[warp][r] + 16, u);
 #pragma unroll
-        for (int p = 0; p < Q::kPieces; ++p) {
-          const int e = e0 + Q::x_off(u, p);
-          if (Q::kPartial && e >= K) break;
-          float q[kRows][8];
+      for (int p = 0; p < Q::kPieces; ++p) {
+        const int e = e0 + Q::x_off(u, p);
+        if (Q::kPartial && e >= K) break;
+        float q[kRows][8];
 #pragma unroll
-          for (int r = 0; r < kRows; ++r) Q::piece(st[r], p, q[r]);
+        for (int r = 0; r < kRows; ++r) Q::piece(st[r], p, q[r]);
 #pragma unroll
-          for (int m = 0; m < MM; ++m) {
-            float xv[8];
-            load_x8(x + min(m, M - 1) * ldx + e, xv);
-            float sx = 0.f;
-            if constexpr (Q::kSumX) {
+        for (int m = 0; m < MM; ++m) {
+          float xv[8];
+          load_x8(x + min(m, M - 1) * ldx + e, xv);
+          float sx = 0.f;
+          if constexpr (Q::kSumX) {
 #pragma unroll
-              for (int i = 0; i < 8; ++i) sx += xv[i];
-            }
-#pragma unroll
-            for (int r = 0; r < kRows; ++r) acc[r][m] += Q::combine(st[r], p, dot8(q[r], xv), sx);
+            for (int i = 0; i < 8; ++i) sx += xv[i];
           }
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) acc[r][m] += Q::combine(st[r], p, dot8(q[r], xv), sx);
         }
       }
     }
-    finish<kRows, MM>(acc, row0, M, N, bias, out);
   }
-}
-
-// Blocks for `groups` row groups: about warps_per_sm warps on every SM, each with an equal share.
-unsigned grid_for(int groups, int warps_per_sm) {
-  int dev = 0, sms = 0;
-  MTL_CUDA_CHECK(cudaGetDevice(&dev));
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const int per_warp = (groups + sms * warps_per_sm - 1) / (sms * warps_per_sm);
-  const int warps = (groups + per_warp - 1) / per_warp;
-  return static_cast<unsigned>((warps + kWarps - 1) / kWarps);
+  finish<MM>(acc, row0, M, N, bias, out);
 }
 
 template <class T, int MM>
 void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
             cudaStream_t s) {
   const int M = static_cast<int>(x.dim(0)), K = static_cast<int>(x.dim(1)), N = static_cast<int>(out.dim(1));
-  const int dense_rows = MM <= 2 ? 1 : 2;
-  const unsigned grid = is_quantized(w.dtype())
-                            ? grid_for((N + kRows - 1) / kRows, kBlockWarpsPerSm)
-                            : grid_for((N + dense_rows - 1) / dense_rows, kDenseWarpsPerSm);
+  const unsigned grid = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
   const auto* pw = static_cast<const uint8_t*>(w.data());
   const T* px = x.data_as<T>();
   T* po = out.data_as<T>();
