@@ -1,4 +1,6 @@
 // matmul, linear (GEMV, dense and quantized) and embedding cases; peers in bench/torch/matmul.py.
+#include "metallic/ops/matmul.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -8,7 +10,6 @@
 #include "metallic/ops/copy.h"
 #include "metallic/ops/creation.h"
 #include "metallic/ops/embedding.h"
-#include "metallic/ops/matmul.h"
 
 namespace metallic::bench {
 namespace {
@@ -32,15 +33,24 @@ Tensor quantized_weight(Harness& h, DType t, int64_t n, int64_t k) {
   return Tensor(u8.buffer(), u8.offset(), {n, k}, {k, 1}, t);
 }
 
-void gemv_case(Harness& h, DType wt) {
-  const int64_t m = 1, k = 4096, n = 11008;
+// Decode-time linear: y [m, n] = x [m, k] W^T with W in its storage type and x in bf16. Shapes are reported
+// as MxKxN; the bytes are W's storage plus x and y.
+void gemv_case(Harness& h, DType wt, int64_t m, int64_t k, int64_t n) {
   Tensor x = random_tensor(h, {m, k}, DType::BF16, 1);
   Tensor w = is_quantized(wt) ? quantized_weight(h, wt, n, k) : random_tensor(h, {n, k}, wt, 2);
   Tensor y = Tensor::empty(h.context(), {m, n}, DType::BF16);
   // L2 is flushed before each run so weights smaller than L2 are read from memory, as in decoding.
   const double ms = h.time_ms([&] { linear(x, w, Tensor(), y); }, /*flush_l2=*/true);
   const double bytes = static_cast<double>(storage_bytes(wt, n * k)) + 2.0 * (m * k + m * n);
-  h.report("linear", "1x4096x11008", std::string(name(wt)), ms, bytes, 2.0 * m * n * k);
+  h.report("linear", std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n),
+           std::string(name(wt)), ms, bytes, 2.0 * m * n * k);
+}
+
+// The projections of a 7B decoder layer: up/gate (4096 -> 11008), down (11008 -> 4096), attention (4096^2).
+void gemv_cases(Harness& h, DType wt) {
+  gemv_case(h, wt, 1, 4096, 11008);
+  gemv_case(h, wt, 1, 11008, 4096);
+  gemv_case(h, wt, 1, 4096, 4096);
 }
 
 }  // namespace
@@ -53,10 +63,17 @@ METALLIC_BENCH(matmul_gemm_4096_bf16) {
   h.report("matmul", "4096x4096x4096", "bf16", ms, 0, 2.0 * n * n * n);
 }
 
-METALLIC_BENCH(matmul_gemv_bf16) { gemv_case(h, DType::BF16); }
-METALLIC_BENCH(matmul_gemv_q8_0) { gemv_case(h, DType::Q8_0); }
-METALLIC_BENCH(matmul_gemv_q4_0) { gemv_case(h, DType::Q4_0); }
-METALLIC_BENCH(matmul_gemv_q4_k) { gemv_case(h, DType::Q4_K); }
+METALLIC_BENCH(matmul_gemv_bf16) { gemv_cases(h, DType::BF16); }
+METALLIC_BENCH(matmul_gemv_f16) { gemv_cases(h, DType::F16); }
+METALLIC_BENCH(matmul_gemv_q8_0) { gemv_cases(h, DType::Q8_0); }
+METALLIC_BENCH(matmul_gemv_q4_0) { gemv_cases(h, DType::Q4_0); }
+METALLIC_BENCH(matmul_gemv_q4_k) { gemv_cases(h, DType::Q4_K); }
+METALLIC_BENCH(matmul_gemv_q6_k) { gemv_cases(h, DType::Q6_K); }
+// Eight rows of x (batched decoding) share every weight load.
+METALLIC_BENCH(matmul_gemv_rows8) {
+  gemv_case(h, DType::BF16, 8, 4096, 11008);
+  gemv_case(h, DType::Q4_0, 8, 4096, 11008);
+}
 
 METALLIC_BENCH(matmul_embedding_bf16) {
   const int64_t v = 32000, d = 4096, t = 4096;

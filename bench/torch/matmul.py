@@ -1,6 +1,6 @@
 """PyTorch peers of bench/matmul.cpp: GEMM, GEMV (linear with M = 1) and embedding lookup.
 
-The quantized GEMV cases (q8_0, q4_0, q4_k) have no PyTorch peer and are reported by our side alone.
+The quantized GEMV cases (q8_0, q4_0, q4_k, q6_k) have no PyTorch peer and are reported by our side alone.
 """
 import torch
 import torch.nn.functional as F
@@ -20,12 +20,16 @@ def run(timer):
                  "ms": timer(lambda: torch.matmul(a, b, out=c))})
     del a, b, c
 
-    # GEMV: y[1, N] = x[1, K] @ W[N, K]^T, shape M x K x N.
-    m, k, nn = 1, 4096, 11008
-    x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
-    w = torch.randn(nn, k, device=dev, dtype=torch.bfloat16)
-    rows.append({"op": "linear", "shape": f"{m}x{k}x{nn}", "dtype": "bf16", "ms": timer(lambda: F.linear(x, w), flush_l2=True)})
-    del x, w
+    # GEMV: y[M, N] = x[M, K] @ W[N, K]^T, shape M x K x N.
+    for m, k, nn in [(1, 4096, 11008), (1, 11008, 4096), (1, 4096, 4096), (8, 4096, 11008)]:
+        for name, dt in [("bf16", torch.bfloat16), ("f16", torch.float16)]:
+            if m > 1 and name != "bf16":
+                continue
+            x = torch.randn(m, k, device=dev, dtype=dt)
+            w = torch.randn(nn, k, device=dev, dtype=dt)
+            rows.append({"op": "linear", "shape": f"{m}x{k}x{nn}", "dtype": name,
+                         "ms": timer(lambda: F.linear(x, w), flush_l2=True)})
+            del x, w
 
     # Embedding lookup: table [V, D], ids [T].
     v, d, t = 32000, 4096, 4096

@@ -11,22 +11,22 @@
 namespace metallic {
 namespace {
 
-// A [rows, cols] weight of `type` on `ctx` built by quantizing seeded floats on the CPU; `deq` receives the
-// de-quantized values the reference uses.
+// A [rows, cols] weight of `type` on `ctx` built by quantizing seeded floats on the CPU, starting `lead`
+// bytes into its buffer; `deq` receives the de-quantized values the reference uses.
 Tensor make_weight(const std::shared_ptr<Context>& ctx, DType type, int64_t rows, int64_t cols, uint32_t seed,
-                   std::vector<float>& deq) {
+                   std::vector<float>& deq, int64_t lead = 0) {
   const auto v = test::random_floats(static_cast<size_t>(rows * cols), seed);
   const int64_t bytes = storage_bytes(type, rows * cols);
-  std::vector<uint8_t> raw(static_cast<size_t>(bytes));
-  quant::quantize(type, v.data(), raw.data(), rows * cols);
+  std::vector<uint8_t> raw(static_cast<size_t>(lead + bytes), 0xff);
+  quant::quantize(type, v.data(), raw.data() + lead, rows * cols);
   deq.resize(v.size());
-  quant::dequantize(type, raw.data(), deq.data(), rows * cols);
-  Tensor u8 = Tensor::from_vector<uint8_t>(ctx, raw, {bytes});
-  return Tensor(u8.buffer(), u8.offset(), {rows, cols}, {cols, 1}, type);
+  quant::dequantize(type, raw.data() + lead, deq.data(), rows * cols);
+  Tensor u8 = Tensor::from_vector<uint8_t>(ctx, raw, {lead + bytes});
+  return Tensor(u8.buffer(), u8.offset() + lead, {rows, cols}, {cols, 1}, type);
 }
 
-std::vector<double> reference(const std::vector<float>& x, int64_t m, int64_t k, const std::vector<float>& w, int64_t n,
-                              const std::vector<float>* bias) {
+std::vector<double> reference(const std::vector<float>& x, int64_t m, int64_t k, const std::vector<float>& w,
+                              int64_t n, const std::vector<float>* bias) {
   std::vector<double> y(static_cast<size_t>(m * n));
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -50,12 +50,17 @@ class Linear : public ::testing::TestWithParam<Param> {
     if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
     ctx = Context::create(GetParam().device);
   }
-  void run_case(int64_t m, int64_t k, int64_t n, bool with_bias, uint32_t seed) {
+  // With `offset`, W starts off its natural alignment (2 bytes for block types, one element for dense ones)
+  // and x one element into its buffer.
+  void run_case(int64_t m, int64_t k, int64_t n, bool with_bias, uint32_t seed, bool offset = false) {
     const auto [dev, wt, xt] = GetParam();
     std::vector<float> wdeq;
-    Tensor w = make_weight(ctx, wt, n, k, seed, wdeq);
-    auto xv = test::random_floats(static_cast<size_t>(m * k), seed + 1);
-    Tensor x = cast(Tensor::from_vector<float>(ctx, xv, {m, k}), xt);
+    const int64_t lead = offset ? (is_quantized(wt) ? 2 : element_size(wt)) : 0;
+    Tensor w = make_weight(ctx, wt, n, k, seed, wdeq, lead);
+    const int64_t xlead = offset ? 1 : 0;
+    auto xv = test::random_floats(static_cast<size_t>(xlead + m * k), seed + 1);
+    Tensor xbuf = cast(Tensor::from_vector<float>(ctx, xv, {xlead + m * k}), xt);
+    Tensor x(xbuf.buffer(), xbuf.offset() + xlead * element_size(xt), {m, k}, {k, 1}, xt);
     xv = x.to_vector<float>();  // the rounded values the kernel sees
     std::vector<float> bv = test::random_floats(static_cast<size_t>(n), seed + 2);
     Tensor b = with_bias ? Tensor::from_vector<float>(ctx, bv, {n}) : Tensor();
@@ -76,8 +81,20 @@ TEST_P(Linear, Gemv) {
   const int64_t k = info(GetParam().weight).block_size == 256 ? 512 : 256;
   run_case(1, k, 3, true, 1);
   run_case(1, k, 257, false, 2);
+  run_case(2, k, 9, false, 9);
   run_case(3, k, 67, true, 3);
   run_case(8, 2 * k, 40, true, 4);
+}
+
+TEST_P(Linear, GemvOddBlocksAndOffsets) {
+  // An odd number of blocks per row (rows not 16-byte multiples, a tile and a two-block unit cut short),
+  // then W and x views off their natural alignment.
+  const int64_t k = info(GetParam().weight).block_size == 256 ? 768 : 160;
+  run_case(1, k, 5, true, 10);
+  run_case(4, k, 33, false, 11);
+  run_case(1, k, 19, false, 12, true);
+  run_case(6, k, 7, true, 13, true);
+  run_case(1, 2 * k, 130, true, 14, true);
 }
 
 TEST_P(Linear, BatchedRows) {
@@ -96,12 +113,12 @@ std::string param_name(const ::testing::TestParamInfo<Param>& p) {
   return std::string(name(p.param.weight)) + "_x" + std::string(name(p.param.x));
 }
 
-#define MTL_LINEAR_PARAMS(dev)                                                                              \
-  ::testing::Values(Param{dev, DType::F32, DType::F32}, Param{dev, DType::F16, DType::F32},                 \
-                    Param{dev, DType::BF16, DType::BF16}, Param{dev, DType::F16, DType::F16},               \
-                    Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q8_0, DType::BF16},              \
-                    Param{dev, DType::Q4_0, DType::F32}, Param{dev, DType::Q4_0, DType::F16},               \
-                    Param{dev, DType::Q4_K, DType::F32}, Param{dev, DType::Q4_K, DType::BF16},              \
+#define MTL_LINEAR_PARAMS(dev)                                                                 \
+  ::testing::Values(Param{dev, DType::F32, DType::F32}, Param{dev, DType::F16, DType::F32},    \
+                    Param{dev, DType::BF16, DType::BF16}, Param{dev, DType::F16, DType::F16},  \
+                    Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q8_0, DType::BF16}, \
+                    Param{dev, DType::Q4_0, DType::F32}, Param{dev, DType::Q4_0, DType::F16},  \
+                    Param{dev, DType::Q4_K, DType::F32}, Param{dev, DType::Q4_K, DType::BF16}, \
                     Param{dev, DType::Q6_K, DType::F32}, Param{dev, DType::Q6_K, DType::BF16})
 INSTANTIATE_TEST_SUITE_P(Cpu, Linear, MTL_LINEAR_PARAMS(Device::cpu()), param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, Linear, MTL_LINEAR_PARAMS(Device::cuda()), param_name);
@@ -119,7 +136,8 @@ TEST_P(LinearMisc, LeadingDimsAndOddSizes) {
   Tensor out = Tensor::empty(ctx, {5, 6}, DType::F32).transpose(0, 1);  // [6, 5], not contiguous
   Tensor x2 = x.reshape({6, 7});
   linear(x2, w, Tensor(), out);
-  EXPECT_LE(test::max_rel_error(out.contiguous().to_vector<float>(), reference(xv, 6, 7, wv, 5, nullptr)), 1e-5);
+  EXPECT_LE(test::max_rel_error(out.contiguous().to_vector<float>(), reference(xv, 6, 7, wv, 5, nullptr)),
+            1e-5);
 }
 
 TEST_P(LinearMisc, Errors) {

@@ -1,0 +1,24 @@
+// The fused dequantize-GEMV behind linear() for at most 8 rows of x (decoding): out[m, n] = x[m, :] W[n, :]
+// + bias[n], reading each weight byte once from device memory.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "metallic/core/tensor.h"
+
+namespace metallic::cuda {
+
+/// Rows of x the GEMV accepts.
+constexpr int64_t kGemvMaxRows = 8;
+
+/// True when gemv() handles `w` (rows `row_bytes` apart): a type it decodes and the alignment it needs.
+bool gemv_supported(const Tensor& w, int64_t row_bytes);
+
+/// out [M, N] (dense, x's dtype) = x [M, K] (dense rows, M <= kGemvMaxRows) times w^T, plus `bias` (f32 [N]
+/// or null).
+void gemv(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
+          cudaStream_t s);
+
+}  // namespace metallic::cuda
