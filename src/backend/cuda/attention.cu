@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <string_view>
 #include <type_traits>
 
 #include "backend/attention.h"
@@ -11,6 +13,7 @@
 #include "backend/cuda/launch.h"
 #include "backend/scalar.h"
 #include "metallic/core/context.h"
+#include "metallic/core/resource_cache.h"
 
 namespace metallic::cuda {
 namespace {
@@ -85,32 +88,53 @@ __global__ void __launch_bounds__(32 * kGeneralRows) general_kernel(Params p, in
   }
 }
 
-// ---- Split-K decode (the per-chunk kernel is in attention_flash.cu). ----
-
-// Merges the per-chunk results of one query row (blockDim.x = D threads).
-template <class T>
-__global__ void decode_combine_kernel(Params p, int n_chunks, const float* part_acc, const float* part_ml) {
-  const int64_t row = blockIdx.x;
-  const int d = static_cast<int>(threadIdx.x);
-  const float* ml = part_ml + row * n_chunks * 2;
-  float mx = -INFINITY;
-  for (int c = 0; c < n_chunks; ++c) mx = fmaxf(mx, ml[2 * c]);
-  float sum = 0.0f, a = 0.0f;
-  if (mx != -INFINITY) {
-    for (int c = 0; c < n_chunks; ++c) {
-      const float w = exp2f(ml[2 * c] - mx);
-      sum += w * ml[2 * c + 1];
-      a += w * part_acc[(row * n_chunks + c) * p.d + d];
-    }
-  }
-  const int i = static_cast<int>(row % p.sq);
-  const int h = static_cast<int>((row / p.sq) % p.hq);
-  const int b = static_cast<int>(row / (static_cast<int64_t>(p.sq) * p.hq));
-  T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
-  out[d] = backend::store<T>(sum > 0.0f ? a / sum : 0.0f);
-}
+// ---- Split-K decode (the kernel, with its fused merge, is in attention_flash.cu). ----
 
 constexpr int kDecodeMaxQueries = 8;
+
+struct DecodeCountersKey {
+  int device;
+  int64_t count;
+  bool operator==(const DecodeCountersKey&) const = default;
+  size_t hash() const { return hash_fields(device, count, std::string_view("sdpa-decode-counters")); }
+};
+
+// The merge counters of the decode kernel: zeroed once, and left at zero by every call.
+struct DecodeCounters {
+  Tensor counters;
+};
+
+int* decode_counters(const Tensor& q, int64_t needed, cudaStream_t stream) {
+  int64_t count = 256;
+  while (count < needed) count *= 2;
+  auto& cache = q.context()->cache();
+  const auto entry = cache.get_or_create<DecodeCounters>(DecodeCountersKey{q.device().index, count}, [&] {
+    auto c = std::make_shared<DecodeCounters>();
+    c->counters = Tensor::empty(q.context(), Shape{count}, DType::I32);
+    MTL_CUDA_CHECK(cudaMemsetAsync(c->counters.data(), 0, count * sizeof(int), stream));
+    return c;
+  });
+  return entry->counters.data_as<int>();  // the cache keeps the tensor alive
+}
+
+// Chunks per 16-row tile: the fewest waves of CTAs over the multiprocessors, counting each CTA's keys
+// plus about two tiles of pipeline fill, so that short caches split over the chip and long ones keep
+// long chunks without a ragged last wave.
+int64_t decode_chunks(int64_t tiles_of_rows, int64_t keys, int64_t slots) {
+  const int64_t max_chunks = std::clamp<int64_t>(keys / 128, 1, 65535);
+  int64_t best = 1, best_cost = INT64_MAX;
+  for (int64_t n = 1; n <= max_chunks; ++n) {
+    const int64_t waves = (tiles_of_rows * n + slots - 1) / slots;
+    const int64_t tiles = (keys + n * 64 - 1) / (n * 64);
+    const int64_t cost = waves * (tiles + 2);
+    if (cost < best_cost) {
+      best = n;
+      best_cost = cost;
+    }
+    if (waves > 8) break;  // past a few waves, more chunks only add pipeline fills
+  }
+  return best;
+}
 
 int sm_count(int device) {
   int n = 0;
@@ -120,32 +144,28 @@ int sm_count(int device) {
 
 template <class T>
 void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
+  const attn::Kind kind = std::is_same_v<T, bf16> ? attn::Kind::BF16 : attn::Kind::F16;
   attn::DecodeSplit split{};
   split.row_groups = (p.group * p.sq + 15) / 16;
   // Causal rows never see keys past the last query's position.
   split.keys = p.sk;
   if (p.causal) split.keys = std::clamp<int64_t>(p.sq + p.query_offset, 0, p.sk);
-  // Enough CTAs for several waves over every multiprocessor, but chunks of at least 128 keys.
-  const int64_t base_ctas = static_cast<int64_t>(p.batch) * p.hkv * split.row_groups;
-  const int64_t want = (8 * static_cast<int64_t>(sm_count(q.device().index)) + base_ctas - 1) / base_ctas;
-  const int64_t n_chunks = std::clamp<int64_t>(std::min<int64_t>(want, (split.keys + 127) / 128), 1, 65535);
+  const int64_t tiles_of_rows = static_cast<int64_t>(p.batch) * p.hkv * split.row_groups;
+  const int64_t slots =
+      static_cast<int64_t>(sm_count(q.device().index)) * attn::decode_ctas_per_sm(kind, p.d);
+  const int64_t n_chunks = decode_chunks(tiles_of_rows, split.keys, slots);
   split.n_chunks = static_cast<int>(n_chunks);
   split.chunk_len = std::max<int64_t>(1, (split.keys + n_chunks - 1) / n_chunks);
   Tensor part_acc, part_ml;
   if (n_chunks > 1) {
-    const int64_t slots = static_cast<int64_t>(p.batch) * p.hq * p.sq * n_chunks;
-    part_acc = Tensor::empty(q.context(), Shape{slots, p.d}, DType::F32, Storage::Pool);
-    part_ml = Tensor::empty(q.context(), Shape{slots, 2}, DType::F32, Storage::Pool);
+    const int64_t slots_out = static_cast<int64_t>(p.batch) * p.hq * p.sq * n_chunks;
+    part_acc = Tensor::empty(q.context(), Shape{slots_out, p.d}, DType::F32, Storage::Pool);
+    part_ml = Tensor::empty(q.context(), Shape{slots_out, 2}, DType::F32, Storage::Pool);
     split.part_acc = part_acc.data_as<float>();
     split.part_ml = part_ml.data_as<float>();
+    split.counters = decode_counters(q, tiles_of_rows, stream);
   }
-  attn::launch_flash_decode(p, split, std::is_same_v<T, bf16> ? attn::Kind::BF16 : attn::Kind::F16, stream);
-  if (n_chunks > 1) {
-    decode_combine_kernel<T>
-        <<<static_cast<unsigned>(static_cast<int64_t>(p.batch) * p.hq * p.sq), p.d, 0, stream>>>(
-            p, split.n_chunks, split.part_acc, split.part_ml);
-    MTL_CUDA_CHECK_LAUNCH("sdpa decode combine kernel");
-  }
+  attn::launch_flash_decode(p, split, kind, stream);
 }
 
 // Every row of `t` starts on a 16-byte boundary, as the vectorised kernels load it.

@@ -12,7 +12,6 @@
 namespace metallic::cuda::attn {
 namespace {
 
-constexpr int kBlockM = 64;  // query rows per CTA
 constexpr int kBlockN = 64;  // keys per tile
 constexpr int kThreads = 128;
 
@@ -84,12 +83,13 @@ __device__ __forceinline__ int swizzle(int row, int col) {
 }
 
 // Copies rows [row0, row0 + ROWS) of a [len, D] matrix (row stride `stride` elements) into a tile.
-template <class T, int D, int ROWS>
+template <class T, int D, int ROWS, int THREADS = kThreads>
 __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride, int row0, int len) {
   constexpr int kChunks = D / 8;
+  static_assert(ROWS * kChunks % THREADS == 0, "every thread copies the same number of chunks");
 #pragma unroll
-  for (int it = 0; it < ROWS * kChunks / kThreads; ++it) {
-    const int idx = static_cast<int>(threadIdx.x) + it * kThreads;
+  for (int it = 0; it < ROWS * kChunks / THREADS; ++it) {
+    const int idx = static_cast<int>(threadIdx.x) + it * THREADS;
     const int row = idx / kChunks, c = idx % kChunks;
     const bool inside = row0 + row < len;
     const T* g = inside ? src + static_cast<int64_t>(row0 + row) * stride + c * 8 : src;
@@ -97,12 +97,14 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride,
   }
 }
 
-template <class T, int D, bool kMask>
-__global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
+// kWarps warps of 16 query rows each share every K/V tile, which streams through a kStages-deep cp.async
+// ring: a taller CTA reads K and V from L2 fewer times per query row.
+template <class T, int D, bool kMask, int kWarps, int kStages>
+__global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
+  constexpr int kRows = 16 * kWarps, kThr = 32 * kWarps;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sq_tile = reinterpret_cast<T*>(smem_raw);
-  T* sk_tile = sq_tile + kBlockM * D;      // [2][kBlockN * D]
-  T* sv_tile = sk_tile + 2 * kBlockN * D;  // [2][kBlockN * D]
+  T* ring = sq_tile + kRows * D;  // [stage][K, V][kBlockN * D]
 
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -110,7 +112,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
   const int m_block = static_cast<int>(gridDim.x - 1 - blockIdx.x);
   const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
   const int kvh = h / p.group;
-  const int m0 = m_block * kBlockM;
+  const int m0 = m_block * kRows;
 
   const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1];
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
@@ -119,17 +121,22 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
   // Keys this block can see at all.
   int64_t key_end = p.sk;
   if (p.causal) {
-    const int64_t visible = m0 + kBlockM + p.query_offset;
+    const int64_t visible = m0 + kRows + p.query_offset;
     key_end = visible < 0 ? 0 : (visible < key_end ? visible : key_end);
   }
   const int n_tiles = static_cast<int>((key_end + kBlockN - 1) / kBlockN);
 
-  load_tile<T, D, kBlockM>(sq_tile, q, p.q_stride[2], m0, p.sq);
-  if (n_tiles > 0) {
-    load_tile<T, D, kBlockN>(sk_tile, k, p.k_stride[2], 0, p.sk);
-    load_tile<T, D, kBlockN>(sv_tile, v, p.v_stride[2], 0, p.sk);
-  }
-  cp_async_commit();
+  load_tile<T, D, kRows, kThr>(sq_tile, q, p.q_stride[2], m0, p.sq);  // joins the first stage's group
+  const auto load_stage = [&](int tile) {
+    if (tile < n_tiles) {
+      T* ks = ring + (tile % kStages) * 2 * kBlockN * D;
+      load_tile<T, D, kBlockN, kThr>(ks, k, p.k_stride[2], tile * kBlockN, p.sk);
+      load_tile<T, D, kBlockN, kThr>(ks + kBlockN * D, v, p.v_stride[2], tile * kBlockN, p.sk);
+    }
+    cp_async_commit();  // empty groups keep the wait count uniform
+  };
+#pragma unroll
+  for (int st = 0; st < kStages - 1; ++st) load_stage(st);
 
   uint32_t qa[D / 16][4];
   float o[D / 8][4];
@@ -137,28 +144,22 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
   const int row_lo = m0 + warp * 16 + g;  // this thread's rows: row_lo and row_lo + 8
+  const int64_t warp_last_key = static_cast<int64_t>(m0) + warp * 16 + 15 + p.query_offset;
 
   for (int tile = 0; tile < n_tiles; ++tile) {
-    const int buf = tile & 1;
-    if (tile + 1 < n_tiles) {
-      load_tile<T, D, kBlockN>(sk_tile + (buf ^ 1) * kBlockN * D, k, p.k_stride[2], (tile + 1) * kBlockN,
-                               p.sk);
-      load_tile<T, D, kBlockN>(sv_tile + (buf ^ 1) * kBlockN * D, v, p.v_stride[2], (tile + 1) * kBlockN,
-                               p.sk);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    cp_async_wait<kStages - 2>();
     __syncthreads();
+    load_stage(tile + kStages - 1);  // into the stage every warp finished reading last iteration
     if (tile == 0) {
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk)
         ldmatrix_x4(qa[kk], sq_tile + swizzle<D>(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8));
     }
-    const T* ks = sk_tile + buf * kBlockN * D;
-    const T* vs = sv_tile + buf * kBlockN * D;
     const int n0 = tile * kBlockN;
+    // Causal tiles wholly past this warp's last row add nothing to it.
+    if (p.causal && n0 > warp_last_key) continue;
+    const T* ks = ring + (tile % kStages) * 2 * kBlockN * D;
+    const T* vs = ks + kBlockN * D;
 
     float s[kBlockN / 8][4];
 #pragma unroll
@@ -176,7 +177,7 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
     }
 
     // Only tiles that cross the end of the keys or the diagonal need per-element masking.
-    const bool edge = n0 + kBlockN > p.sk || (p.causal && n0 + kBlockN - 1 > m0 + p.query_offset);
+    const bool edge = n0 + kBlockN > p.sk || (p.causal && n0 + kBlockN - 1 > m0 + warp * 16 + p.query_offset);
 #pragma unroll
     for (int nt = 0; nt < kBlockN / 8; ++nt) {
 #pragma unroll
@@ -235,8 +236,8 @@ __global__ void __launch_bounds__(kThreads) flash_kernel(Params p) {
         mma<T>(o[2 * dp + 1], pa, vb[2], vb[3]);
       }
     }
-    __syncthreads();  // the next iteration's loads overwrite the buffer just read
   }
+  cp_async_wait<0>();
 
   T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1];
 #pragma unroll
@@ -451,6 +452,59 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
       }
     }
   }
+  if (n_chunks == 1) return;
+
+  // The last chunk of this tile to finish merges every chunk's partials, which saves a second launch;
+  // it also puts the counter back to zero for the next call.
+  __shared__ bool s_last;
+  __threadfence();
+  __syncthreads();
+  int* counter = split.counters + static_cast<int64_t>(blockIdx.z) * gridDim.y + blockIdx.y;
+  if (threadIdx.x == 0) s_last = atomicAdd(counter, 1) == n_chunks - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  if (threadIdx.x == 0) *counter = 0;
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows * D; idx += kThreads) {
+    const int r = idx / D, d = idx % D;
+    const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
+    const int64_t slot0 = ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks;
+    float mx = -INFINITY;
+    for (int c = 0; c < n_chunks; ++c) mx = fmaxf(mx, __ldcg(split.part_ml + 2 * (slot0 + c)));
+    float sum = 0.0f, a = 0.0f;
+    if (mx != -INFINITY) {
+      for (int c = 0; c < n_chunks; ++c) {
+        const float wt = fast_exp2(__ldcg(split.part_ml + 2 * (slot0 + c)) - mx);
+        sum += wt * __ldcg(split.part_ml + 2 * (slot0 + c) + 1);
+        a += wt * __ldcg(split.part_acc + (slot0 + c) * D + d);
+      }
+    }
+    T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
+    const float val = sum > 0.0f ? a / sum : 0.0f;
+    if constexpr (std::is_same_v<T, __nv_bfloat16>)
+      out[d] = __float2bfloat16(val);
+    else
+      out[d] = __float2half(val);
+  }
+}
+
+template <class T, int D>
+void set_decode_smem() {
+  MTL_CUDA_CHECK(cudaFuncSetAttribute(flash_decode_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      decode_smem_bytes<T, D>()));
+}
+
+template <class T, int D>
+int decode_occupancy() {
+  // Queried once: the answer depends only on the kernel and the architecture.
+  static const int n = [] {
+    set_decode_smem<T, D>();
+    int blocks = 0;
+    MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, flash_decode_kernel<T, D>, kThreads,
+                                                                 decode_smem_bytes<T, D>()));
+    return blocks < 1 ? 1 : blocks;
+  }();
+  return n;
 }
 
 template <class T, int D>
@@ -458,36 +512,47 @@ void launch_decode_typed(const Params& p, const DecodeSplit& split, cudaStream_t
   constexpr int smem = decode_smem_bytes<T, D>();
   static_assert(kDecodeStages * 2 * kBlockN * D * sizeof(T) >= sizeof(float) * 4 * kDecodeRows * (D + 2),
                 "the merge reuses the ring");
-  MTL_CUDA_CHECK(
-      cudaFuncSetAttribute(flash_decode_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  set_decode_smem<T, D>();
   const dim3 grid(static_cast<unsigned>(split.n_chunks), static_cast<unsigned>(p.hkv * split.row_groups),
                   static_cast<unsigned>(p.batch));
   flash_decode_kernel<T, D><<<grid, kThreads, smem, stream>>>(p, split);
   MTL_CUDA_CHECK_LAUNCH("sdpa decode kernel");
 }
 
-template <class T, int D, bool kMask>
+template <class T, int D, bool kMask, int kWarps, int kStages>
 void launch_typed(const Params& p, cudaStream_t stream) {
-  constexpr int smem = (kBlockM + 4 * kBlockN) * D * static_cast<int>(sizeof(T));
-  MTL_CUDA_CHECK(
-      cudaFuncSetAttribute(flash_kernel<T, D, kMask>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const dim3 grid((p.sq + kBlockM - 1) / kBlockM, p.hq, p.batch);
-  flash_kernel<T, D, kMask><<<grid, kThreads, smem, stream>>>(p);
+  constexpr int kRows = 16 * kWarps;
+  constexpr int smem = (kRows + 2 * kStages * kBlockN) * D * static_cast<int>(sizeof(T));
+  const auto kernel = flash_kernel<T, D, kMask, kWarps, kStages>;
+  MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((p.sq + kRows - 1) / kRows, p.hq, p.batch);
+  kernel<<<grid, 32 * kWarps, smem, stream>>>(p);
   MTL_CUDA_CHECK_LAUNCH("sdpa flash kernel");
 }
 
+// Measured on an H200 (B8 H32 S2048 D128 bf16): 4 warps and 2 stages ran 3-4% faster than 8 warps with 2 to
+// 4 stages, and a third stage with 4 warps changed nothing.
+constexpr int kPrefillWarps = 4, kPrefillStages = 2;
+
 template <class T>
 void launch_dim(const Params& p, cudaStream_t stream) {
+  constexpr int W = kPrefillWarps, S = kPrefillStages;
   if (p.d == 64)
-    p.mask ? launch_typed<T, 64, true>(p, stream) : launch_typed<T, 64, false>(p, stream);
+    p.mask ? launch_typed<T, 64, true, W, S>(p, stream) : launch_typed<T, 64, false, W, S>(p, stream);
   else
-    p.mask ? launch_typed<T, 128, true>(p, stream) : launch_typed<T, 128, false>(p, stream);
+    p.mask ? launch_typed<T, 128, true, W, S>(p, stream) : launch_typed<T, 128, false, W, S>(p, stream);
 }
 
 }  // namespace
 
 void launch_flash(const Params& p, Kind kind, cudaStream_t stream) {
   kind == Kind::BF16 ? launch_dim<__nv_bfloat16>(p, stream) : launch_dim<__half>(p, stream);
+}
+
+int decode_ctas_per_sm(Kind kind, int d) {
+  if (kind == Kind::BF16)
+    return d == 64 ? decode_occupancy<__nv_bfloat16, 64>() : decode_occupancy<__nv_bfloat16, 128>();
+  return d == 64 ? decode_occupancy<__half, 64>() : decode_occupancy<__half, 128>();
 }
 
 void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream) {

@@ -30,14 +30,19 @@ void launch_flash(const Params& p, Kind kind, cudaStream_t stream);
 
 /// How a decode call splits the keys: chunk c covers keys [c * chunk_len, min(keys, (c + 1) * chunk_len)).
 /// With more than one chunk each writes its max and sum (part_ml, [B, Hq, Sq, n_chunks, 2]) and unnormalised
-/// output (part_acc, [B, Hq, Sq, n_chunks, D]) for the merge kernel.
+/// output (part_acc, [B, Hq, Sq, n_chunks, D]) and bumps its tile's counter ([B, Hkv * row_groups], zero
+/// between calls); the chunk that brings it to n_chunks merges them and resets it.
 struct DecodeSplit {
   int row_groups;  // 16-row tiles per kv head
   int n_chunks;
   int64_t keys, chunk_len;
   float* part_acc;
   float* part_ml;
+  int* counters;
 };
+
+/// CTAs of the decode kernel one multiprocessor runs at once (D = 64 or 128).
+int decode_ctas_per_sm(Kind kind, int d);
 
 /// Split-K tensor-core decode for D = 64 or 128 (all rows 16-byte aligned).
 void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream);
