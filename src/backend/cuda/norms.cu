@@ -1,4 +1,4 @@
-// CUDA normalisations: one pass over memory. tpr threads own a row (one warp up to 512 16-byte packs) and
+// CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 2048 elements or fewer) and
 // keep it in registers (P packs each) between the reductions and the write; rows longer than that re-read
 // the excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
 #include "backend/cuda/rows.cuh"
@@ -26,10 +26,9 @@ struct NormParams {
 };
 
 // Add: the instance may be asked for AddRms; the others never hold the residual, which halves the
-// registers of the largest rows. Those are capped at 128 registers: 16 warps, each a row, per SM.
+// registers of the largest rows. f32 rows of 16 packs a thread are capped at 128 registers: 16 warps per SM.
 template <class T, class Wt, int W, int P, bool Add>
-__global__ void __launch_bounds__(kMaxRowThreads, P == kLargePacks && !Add ? 2 : 1)
-    norm_kernel(NormParams<T, Wt> p) {
+__global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_kernel(NormParams<T, Wt> p) {
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < p.rows.rows;
@@ -176,16 +175,16 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
            (t.stride(0) == 1 && reinterpret_cast<uintptr_t>(t.data()) % (V * sizeof(Wt)) == 0);
   };
   const bool vec = packs_fit<4>(p.rows, ops, V) && param_fits(weight) && param_fits(bias);
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec);
+  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, kLargePacks<T>);
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
   const bool add = kind == NormKind::AddRms;
   if (!vec)
     norm_kernel<T, Wt, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks && add)
-    norm_kernel<T, Wt, V, kLargePacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks)
-    norm_kernel<T, Wt, V, kLargePacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T> && add)
+    norm_kernel<T, Wt, V, kLargePacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T>)
+    norm_kernel<T, Wt, V, kLargePacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (add)
     norm_kernel<T, Wt, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else

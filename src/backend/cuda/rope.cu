@@ -1,8 +1,7 @@
 // CUDA RoPE: nothing precomputed in memory. A thread owns a group of pairs of one token for a chunk of
 // heads: it derives their angles once (frequency and range reduction in double, then sincosf on the
-// reduced angle, so positions in the tens of thousands keep f32 accuracy; the first loads are already in
-// flight meanwhile) and rotates them in every head of the chunk with 16-byte accesses. Pass-through
-// dimensions are copied unless rotating in place.
+// reduced angle, so positions in the tens of thousands keep f32 accuracy) and rotates them in every head
+// of the chunk with 16-byte accesses. Pass-through dimensions are copied unless rotating in place.
 #include <cmath>
 
 #include "backend/cuda/rows.cuh"
@@ -23,7 +22,6 @@ struct RopeParams {
   int64_t half, rot;
   int64_t position_offset;
   double neg_log2_theta_over_half;  // -log2(theta) / (rotary_dims / 2)
-  double freq_ratio;                // theta^(-1 / (rotary_dims / 2)): consecutive frequencies' ratio
   const float* freq_factors;
   int64_t freq_stride;
 };
@@ -70,9 +68,8 @@ __device__ __forceinline__ ItemIndex split_item(const RopeParams<T>& p, int64_t 
 // P pairs per thread; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs of P).
 // Each batch of kBatch heads is loaded completely before anything is stored: out may alias x, so the
 // compiler could not otherwise overlap the loads of one head with the stores of the previous.
-// Capped at 128 registers: two blocks, 16 warps, per SM keep enough loads in flight.
 template <class T, bool Neox, int P, bool Vec>
-__global__ void __launch_bounds__(kThreads, 2) rope_kernel(RopeParams<T> p) {
+__global__ void rope_kernel(RopeParams<T> p) {
   constexpr int kPass = Vec ? kVec<T> : 1;  // pass-through elements per access
   constexpr int kBatch = 4;
   constexpr int kSpan = Neox ? P : 2 * P;  // elements per access
@@ -103,10 +100,22 @@ __global__ void __launch_bounds__(kThreads, 2) rope_kernel(RopeParams<T> p) {
 
     // Element offsets of this group's first and second accesses within a head.
     const int64_t first = Neox ? g * P : g * 2 * P, second = p.half + g * P;
-    // Staged as stored (16 bytes per access), widened when used.
-    Pack<T, kSpan> a[kBatch];
-    Pack<T, P> bb[kBatch];
-    auto load_batch = [&](int64_t hb) {
+    float c[P], sn[P];
+    const double pos = static_cast<double>(p.position_offset + s);
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      const int64_t i = g * P + k;
+      double inv_freq = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
+      if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
+      const double angle = pos * inv_freq;
+      const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
+      sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
+    }
+
+    for (int64_t hb = h0; hb < h1; hb += kBatch) {
+      // Staged as stored (16 bytes per access), widened when used.
+      Pack<T, kSpan> a[kBatch];
+      Pack<T, P> bb[kBatch];
 #pragma unroll
       for (int k = 0; k < kBatch; ++k)
         if (hb + k < h1) {
@@ -114,49 +123,29 @@ __global__ void __launch_bounds__(kThreads, 2) rope_kernel(RopeParams<T> p) {
           a[k] = load_n<T, kSpan, Vec>(xh + first * cx, cx);
           if constexpr (Neox) bb[k] = load_n<T, P, Vec>(xh + second * cx, cx);
         }
-    };
-    // The first batch is in flight while the angles are derived.
-    load_batch(h0);
-    float c[P], sn[P];
-    const double pos = static_cast<double>(p.position_offset + s);
-    // One exp2 per thread; the pairs after the first step by the frequency ratio (relative error ~1e-16
-    // each).
-    double freq = exp2(static_cast<double>(g * P) * p.neg_log2_theta_over_half);
-#pragma unroll
-    for (int k = 0; k < P; ++k) {
-      double inv_freq = freq;
-      if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[(g * P + k) * p.freq_stride]);
-      const double angle = pos * inv_freq;
-      const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
-      sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
-      freq *= p.freq_ratio;
-    }
-
-    for (int64_t hb = h0; hb < h1; hb += kBatch) {
-      if (hb != h0) load_batch(hb);
 #pragma unroll
       for (int k = 0; k < kBatch; ++k)
         if (hb + k < h1) {
           T* oh = out + (hb + k) * p.os[2];
           if constexpr (Neox) {
-            float ra[P], rb[P];
+            Pack<T, P> ra, rb;
 #pragma unroll
             for (int e = 0; e < P; ++e) {
               const float u = to_f32(a[k].v[e]), w = to_f32(bb[k].v[e]);
-              ra[e] = u * c[e] - w * sn[e];
-              rb[e] = u * sn[e] + w * c[e];
+              ra.v[e] = from_f32<T>(u * c[e] - w * sn[e]);
+              rb.v[e] = from_f32<T>(u * sn[e] + w * c[e]);
             }
-            store_n<T, P, Vec>(oh + first * co, co, pack_from_f32<T, P>(ra));
-            store_n<T, P, Vec>(oh + second * co, co, pack_from_f32<T, P>(rb));
+            store_n<T, P, Vec>(oh + first * co, co, ra);
+            store_n<T, P, Vec>(oh + second * co, co, rb);
           } else {
-            float r[2 * P];
+            Pack<T, 2 * P> r;
 #pragma unroll
             for (int e = 0; e < P; ++e) {
               const float u = to_f32(a[k].v[2 * e]), w = to_f32(a[k].v[2 * e + 1]);
-              r[2 * e] = u * c[e] - w * sn[e];
-              r[2 * e + 1] = u * sn[e] + w * c[e];
+              r.v[2 * e] = from_f32<T>(u * c[e] - w * sn[e]);
+              r.v[2 * e + 1] = from_f32<T>(u * sn[e] + w * c[e]);
             }
-            store_n<T, 2 * P, Vec>(oh + first * co, co, pack_from_f32<T, 2 * P>(r));
+            store_n<T, 2 * P, Vec>(oh + first * co, co, r);
           }
         }
     }
@@ -179,7 +168,6 @@ void launch(const Tensor& x, const RopeOptions& options, const Tensor& out) {
   p.half = p.rot / 2;
   p.position_offset = options.position_offset;
   p.neg_log2_theta_over_half = -std::log2(static_cast<double>(options.theta)) / static_cast<double>(p.half);
-  p.freq_ratio = std::exp2(p.neg_log2_theta_over_half);
   p.freq_factors = options.freq_factors.defined() ? options.freq_factors.data_as<float>() : nullptr;
   p.freq_stride = options.freq_factors.defined() ? options.freq_factors.stride(0) : 0;
   p.chunks = (p.heads + kHeadsPerThread - 1) / kHeadsPerThread;

@@ -15,11 +15,12 @@
 namespace metallic::cuda {
 
 /// A row kernel keeps each row in registers: tpr threads per row (a power of two in [32, kMaxRowThreads]),
-/// each holding up to P packs, P one of kSmallPacks or kLargePacks. Rows of up to 32 * kLargePacks packs
-/// get one warp, reduced with shuffles alone; longer rows get more warps, and rows beyond
-/// kMaxRowThreads * P packs re-read the excess.
+/// each holding up to P packs, P one of kSmallPacks or kLargePacks<T>. The 16-bit types hold half as many
+/// packs (the same elements per thread as f32), which keeps their per-warp arithmetic between loads short
+/// and their registers few. Rows beyond kMaxRowThreads * P packs re-read the excess.
 constexpr int kSmallPacks = 4;
-constexpr int kLargePacks = 16;
+template <class T>
+constexpr int kLargePacks = sizeof(T) == 4 ? 16 : 8;
 constexpr int kMaxRowThreads = 256;
 
 /// Rows of N operands of one shape [..., H]: the row index -> element offset map and the last-dim strides.
@@ -203,7 +204,7 @@ __device__ __forceinline__ float row_max(float v, int tpr) {
   return m;
 }
 
-/// Launch shape of a row kernel: tpr threads per row, `packs` (kSmallPacks or kLargePacks) held per thread,
+/// Launch shape of a row kernel: tpr threads per row, `packs` (kSmallPacks or `large`) held per thread,
 /// blocks of max(tpr, 128) threads. Many independent warps per SM keep loads in flight while others
 /// reduce, so a block is never wider than its row needs.
 struct RowLaunch {
@@ -214,9 +215,9 @@ struct RowLaunch {
 };
 
 /// `vectorised`: 16-byte packs; the one-element path only needs to be correct, so it keeps registers few.
-inline RowLaunch row_launch(int64_t rows, int64_t packs, bool vectorised) {
+inline RowLaunch row_launch(int64_t rows, int64_t packs, bool vectorised, int large) {
   RowLaunch r;
-  r.packs = vectorised && packs > 32 * kSmallPacks ? kLargePacks : kSmallPacks;
+  r.packs = vectorised && packs > 32 * kSmallPacks ? large : kSmallPacks;
   r.tpr = 32;
   while (r.tpr < kMaxRowThreads && static_cast<int64_t>(r.tpr) * r.packs < packs) r.tpr *= 2;
   r.threads = r.tpr < 128 ? 128 : r.tpr;

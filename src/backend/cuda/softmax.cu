@@ -1,4 +1,4 @@
-// CUDA softmax and log-softmax: tpr threads own a row (one warp up to 512 16-byte packs), keep it in
+// CUDA softmax and log-softmax: tpr threads own a row (a warp per 2048 elements or fewer), keep it in
 // registers between the max, the sum and the write (one pass over memory); the causal mask is applied by
 // column index, never read from memory.
 #include <cmath>
@@ -24,10 +24,9 @@ struct SoftmaxParams {
 
 // Causal: columns past the mask are neither read nor exponentiated (the non-causal instances skip the
 // per-element test altogether). P packs per thread stay in registers; longer rows re-read the excess.
-// The largest rows are capped at 128 registers: 16 warps, each a row, per SM.
+// f32 rows of 16 packs a thread are capped at 128 registers: 16 warps per SM.
 template <class T, int W, int P, bool Causal>
-__global__ void __launch_bounds__(kMaxRowThreads, P == kLargePacks ? 2 : 1)
-    softmax_kernel(SoftmaxParams<T> p) {
+__global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kernel(SoftmaxParams<T> p) {
   constexpr float kLog2e = 1.4426950408889634f;
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
@@ -137,15 +136,15 @@ void launch(const Tensor& x, const SoftmaxOptions& options, bool log, const Tens
   p.rows = make_row_layout<2>(x.shape(), ops);
   constexpr int V = kVec<T>;
   const bool vec = packs_fit<2>(p.rows, ops, V);
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec);
+  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, kLargePacks<T>);
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
   if (!vec)
     softmax_kernel<T, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks && p.causal)
-    softmax_kernel<T, V, kLargePacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks)
-    softmax_kernel<T, V, kLargePacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T> && p.causal)
+    softmax_kernel<T, V, kLargePacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T>)
+    softmax_kernel<T, V, kLargePacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (p.causal)
     softmax_kernel<T, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else
