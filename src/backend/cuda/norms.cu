@@ -175,10 +175,12 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
            (t.stride(0) == 1 && reinterpret_cast<uintptr_t>(t.data()) % (V * sizeof(Wt)) == 0);
   };
   const bool vec = packs_fit<4>(p.rows, ops, V) && param_fits(weight) && param_fits(bias);
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, kLargePacks<T>);
+  // 16-bit AddRms keeps four packs each of x and the residual: at eight each, too few warps fit per SM.
+  const bool add = kind == NormKind::AddRms;
+  const int large = add && sizeof(T) == 2 ? kSmallPacks : kLargePacks<T>;
+  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, large);
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
-  const bool add = kind == NormKind::AddRms;
   if (!vec)
     norm_kernel<T, Wt, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (rl.packs == kLargePacks<T> && add)
