@@ -1,6 +1,6 @@
-// CUDA normalisations: one pass over memory. tpr threads own a row and keep it in registers (up to
-// kRowPacks 16-byte packs each) between the reductions and the write; rows longer than that re-read the
-// excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
+// CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 2048 elements or fewer) and
+// keep it in registers (P packs each) between the reductions and the write; rows longer than that re-read
+// the excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
 #include "backend/cuda/rows.cuh"
 #include "backend/norms.h"
 
@@ -25,8 +25,10 @@ struct NormParams {
   RowLayout<4> rows;
 };
 
-template <class T, class Wt, int W>
-__global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
+// Add: the instance may be asked for AddRms; the others never hold the residual, which halves the
+// registers of the largest rows. f32 rows of 16 packs a thread are capped at 128 registers: 16 warps per SM.
+template <class T, class Wt, int W, int P, bool Add>
+__global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_kernel(NormParams<T, Wt> p) {
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < p.rows.rows;
@@ -37,18 +39,23 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   const T* res = p.residual + o[1];
   T* sum = p.sum + o[2];
   T* out = p.out + o[3];
-  const int64_t cx = p.rows.col_stride[0], cr = p.rows.col_stride[1], cs = p.rows.col_stride[2],
-                co = p.rows.col_stride[3];
-  const bool add = p.kind == NormKind::AddRms;
+  // Packs of W > 1 imply unit columns (see packs_fit): constants spare the index arithmetic.
+  const int64_t cx = W > 1 ? 1 : p.rows.col_stride[0], cr = W > 1 ? 1 : p.rows.col_stride[1],
+                cs = W > 1 ? 1 : p.rows.col_stride[2], co = W > 1 ? 1 : p.rows.col_stride[3];
+  const bool add = Add && p.kind == NormKind::AddRms;
   const bool layer = p.kind == NormKind::Layer;
 
+  auto add_packs = [](const Pack<T, W>& a, const Pack<T, W>& b) {
+    float f[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e) f[e] = to_f32(a.v[e]) + to_f32(b.v[e]);
+    return pack_from_f32<T, W>(f);
+  };
   // Pack j of the row as stored (for AddRms: the rounded sum, which is also written out).
   auto read = [&](int64_t j) {
     Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
     if (add) {
-      const Pack<T, W> b = load_pack<T, W>(res + j * W * cr);
-#pragma unroll
-      for (int e = 0; e < W; ++e) a.v[e] = from_f32<T>(to_f32(a.v[e]) + to_f32(b.v[e]));
+      a = add_packs(a, load_pack<T, W>(res + j * W * cr));
       store_pack<T, W>(sum + j * W * cs, a);
     }
     return a;
@@ -57,20 +64,23 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   auto reread = [&](int64_t j) {
     return add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
   };
+  // One short chain per pack, so that the packs' sums proceed side by side.
   auto accumulate = [&](const Pack<T, W>& a, float& acc) {
+    float s = 0;
 #pragma unroll
     for (int e = 0; e < W; ++e) {
       const float f = to_f32(a.v[e]);
-      acc = layer ? acc + f : fmaf(f, f, acc);
+      s = layer ? s + f : fmaf(f, f, s);
     }
+    acc += s;
   };
 
   // The row stays in registers as stored (16 bytes per pack), widened again where needed.
   // All loads are issued before the first store (sum may alias the inputs, which would serialise them).
-  Pack<T, W> v[kRowPacks], r[kRowPacks];
+  Pack<T, W> v[P], r[P];
   float acc = 0;
 #pragma unroll
-  for (int k = 0; k < kRowPacks; ++k) {
+  for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (active && j < packs) {
       v[k] = load_pack<T, W>(x + j * W * cx);
@@ -79,19 +89,18 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   }
   if (add) {
 #pragma unroll
-    for (int k = 0; k < kRowPacks; ++k) {
+    for (int k = 0; k < P; ++k) {
       const int64_t j = lane + int64_t{k} * tpr;
       if (active && j < packs) {
-#pragma unroll
-        for (int e = 0; e < W; ++e) v[k].v[e] = from_f32<T>(to_f32(v[k].v[e]) + to_f32(r[k].v[e]));
+        v[k] = add_packs(v[k], r[k]);
         store_pack<T, W>(sum + j * W * cs, v[k]);
       }
     }
   }
 #pragma unroll
-  for (int k = 0; k < kRowPacks; ++k)
+  for (int k = 0; k < P; ++k)
     if (active && lane + int64_t{k} * tpr < packs) accumulate(v[k], acc);
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
+  for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
   acc = row_sum(acc, tpr);
   const float n = static_cast<float>(len);
   float mean = 0, inv;
@@ -100,16 +109,18 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
     mean = acc / n;
     float var = 0;
     auto deviation = [&](const Pack<T, W>& a) {
+      float s = 0;
 #pragma unroll
       for (int e = 0; e < W; ++e) {
         const float d = to_f32(a.v[e]) - mean;
-        var = fmaf(d, d, var);
+        s = fmaf(d, d, s);
       }
+      var += s;
     };
 #pragma unroll
-    for (int k = 0; k < kRowPacks; ++k)
+    for (int k = 0; k < P; ++k)
       if (active && lane + int64_t{k} * tpr < packs) deviation(v[k]);
-    for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) deviation(reread(j));
+    for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) deviation(reread(j));
     inv = rsqrtf(row_sum(var, tpr) / n + p.eps);
   } else {
     inv = rsqrtf(acc / n + p.eps);
@@ -117,33 +128,28 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   if (!active) return;
 
   auto write = [&](int64_t j, const Pack<T, W>& a) {
-    Pack<T, W> r;
+    float y[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e) y[e] = (to_f32(a.v[e]) - mean) * inv;
     if (p.weight) {
-      const Pack<Wt, W> pw = load_pack<Wt, W>(p.weight + j * W * p.weight_stride);
-      if (p.bias) {
-        const Pack<Wt, W> pb = load_pack<Wt, W>(p.bias + j * W * p.bias_stride);
+      const Pack<Wt, W> pw = load_pack<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
 #pragma unroll
-        for (int e = 0; e < W; ++e)
-          r.v[e] = from_f32<T>(fmaf((to_f32(a.v[e]) - mean) * inv, to_f32(pw.v[e]), to_f32(pb.v[e])));
-      } else {
-#pragma unroll
-        for (int e = 0; e < W; ++e) r.v[e] = from_f32<T>((to_f32(a.v[e]) - mean) * inv * to_f32(pw.v[e]));
-      }
-    } else {
-      const float b0 = 0.f;
-#pragma unroll
-      for (int e = 0; e < W; ++e)
-        r.v[e] = from_f32<T>((to_f32(a.v[e]) - mean) * inv +
-                             (p.bias ? to_f32(p.bias[(j * W + e) * p.bias_stride]) : b0));
+      for (int e = 0; e < W; ++e) y[e] *= to_f32(pw.v[e]);
     }
+    if (p.bias) {
+      const Pack<Wt, W> pb = load_pack<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
+#pragma unroll
+      for (int e = 0; e < W; ++e) y[e] += to_f32(pb.v[e]);
+    }
+    const Pack<T, W> r = pack_from_f32<T, W>(y);
     store_pack<T, W>(out + j * W * co, r);
   };
 #pragma unroll
-  for (int k = 0; k < kRowPacks; ++k) {
+  for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (j < packs) write(j, v[k]);
   }
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; j < packs; j += tpr) write(j, reread(j));
+  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr) write(j, reread(j));
 }
 
 template <class T, class Wt>
@@ -169,12 +175,22 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
            (t.stride(0) == 1 && reinterpret_cast<uintptr_t>(t.data()) % (V * sizeof(Wt)) == 0);
   };
   const bool vec = packs_fit<4>(p.rows, ops, V) && param_fits(weight) && param_fits(bias);
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len);
+  // 16-bit AddRms keeps four packs each of x and the residual: at eight each, too few warps fit per SM.
+  const bool add = kind == NormKind::AddRms;
+  const int large = add && sizeof(T) == 2 ? kSmallPacks : kLargePacks<T>;
+  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, large);
   p.tpr = rl.tpr;
-  if (vec)
-    norm_kernel<T, Wt, V><<<rl.blocks, rl.threads, 0, stream_of(x)>>>(p);
+  const cudaStream_t stream = stream_of(x);
+  if (!vec)
+    norm_kernel<T, Wt, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T> && add)
+    norm_kernel<T, Wt, V, kLargePacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T>)
+    norm_kernel<T, Wt, V, kLargePacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (add)
+    norm_kernel<T, Wt, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else
-    norm_kernel<T, Wt, 1><<<rl.blocks, rl.threads, 0, stream_of(x)>>>(p);
+    norm_kernel<T, Wt, V, kSmallPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   MTL_CUDA_CHECK_LAUNCH("norm_kernel");
 }
 

@@ -14,11 +14,14 @@
 
 namespace metallic::cuda {
 
-/// Threads per row in the row kernels are a power of two in [32, kMaxRowThreads], aiming at kRowTarget
-/// packs each and holding up to kRowPacks in registers (longer rows re-read the rest).
-constexpr int kRowPacks = 2;
-constexpr int kRowTarget = 2;
-constexpr int kMaxRowThreads = 512;
+/// A row kernel keeps each row in registers: tpr threads per row (a power of two in [32, kMaxRowThreads]),
+/// each holding up to P packs, P one of kSmallPacks or kLargePacks<T>. The 16-bit types hold half as many
+/// packs (the same elements per thread as f32), which keeps their per-warp arithmetic between loads short
+/// and their registers few. Rows beyond kMaxRowThreads * P packs re-read the excess.
+constexpr int kSmallPacks = 4;
+template <class T>
+constexpr int kLargePacks = sizeof(T) == 4 ? 16 : 8;
+constexpr int kMaxRowThreads = 256;
 
 /// Rows of N operands of one shape [..., H]: the row index -> element offset map and the last-dim strides.
 template <int N>
@@ -83,13 +86,6 @@ bool packs_fit(const RowLayout<N>& l, const std::array<const Tensor*, N>& operan
   return true;
 }
 
-/// Threads per row so that each thread holds about kRowTarget packs of a row of `packs` packs.
-inline int threads_per_row(int64_t packs) {
-  int t = 32;
-  while (t < kMaxRowThreads && static_cast<int64_t>(t) * kRowTarget < packs) t *= 2;
-  return t;
-}
-
 /// W consecutive elements, moved as one access (16 bytes for the vector paths).
 template <class T, int W>
 struct alignas(sizeof(T) * W) Pack {
@@ -134,6 +130,38 @@ __device__ __forceinline__ T from_f32(float f) {
   }
 }
 
+/// Rounds W floats into a pack, two per conversion instruction for the 16-bit types.
+template <class T, int W>
+__device__ __forceinline__ Pack<T, W> pack_from_f32(const float (&f)[W]) {
+  Pack<T, W> r;
+  if constexpr (W % 2 == 0 && std::is_same_v<T, bf16>) {
+#pragma unroll
+    for (int e = 0; e < W; e += 2) {
+      const __nv_bfloat162 h = __floats2bfloat162_rn(f[e], f[e + 1]);
+      r.v[e].bits = __bfloat16_as_ushort(h.x);
+      r.v[e + 1].bits = __bfloat16_as_ushort(h.y);
+    }
+  } else if constexpr (W % 2 == 0 && std::is_same_v<T, f16>) {
+#pragma unroll
+    for (int e = 0; e < W; e += 2) {
+      const __half2 h = __floats2half2_rn(f[e], f[e + 1]);
+      r.v[e].bits = __half_as_ushort(h.x);
+      r.v[e + 1].bits = __half_as_ushort(h.y);
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < W; ++e) r.v[e] = from_f32<T>(f[e]);
+  }
+  return r;
+}
+
+/// 1 / x with the special-function unit (about 1 ulp; 1 / inf = 0).
+__device__ __forceinline__ float fast_rcp(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 /// 2^x with the special-function unit (relative error about 2^-22; flushes subnormal results to 0).
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
@@ -176,16 +204,22 @@ __device__ __forceinline__ float row_max(float v, int tpr) {
   return m;
 }
 
-/// Launch shape of a row kernel: tpr threads per row, blocks of max(tpr, 128) threads.
+/// Launch shape of a row kernel: tpr threads per row, `packs` (kSmallPacks or `large`) held per thread,
+/// blocks of max(tpr, 128) threads. Many independent warps per SM keep loads in flight while others
+/// reduce, so a block is never wider than its row needs.
 struct RowLaunch {
   int tpr;
+  int packs;
   int threads;
   unsigned blocks;
 };
 
-inline RowLaunch row_launch(int64_t rows, int64_t packs) {
+/// `vectorised`: 16-byte packs; the one-element path only needs to be correct, so it keeps registers few.
+inline RowLaunch row_launch(int64_t rows, int64_t packs, bool vectorised, int large) {
   RowLaunch r;
-  r.tpr = threads_per_row(packs);
+  r.packs = vectorised && packs > 32 * kSmallPacks ? large : kSmallPacks;
+  r.tpr = 32;
+  while (r.tpr < kMaxRowThreads && static_cast<int64_t>(r.tpr) * r.packs < packs) r.tpr *= 2;
   r.threads = r.tpr < 128 ? 128 : r.tpr;
   const int64_t per_block = r.threads / r.tpr;
   r.blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);

@@ -1,5 +1,6 @@
-// CUDA softmax and log-softmax: tpr threads own a row, keep it in registers between the max, the sum and
-// the write (one pass over memory); the causal mask is applied by column index, never read from memory.
+// CUDA softmax and log-softmax: tpr threads own a row (a warp per 2048 elements or fewer), keep it in
+// registers between the max, the sum and the write (one pass over memory); the causal mask is applied by
+// column index, never read from memory.
 #include <cmath>
 
 #include "backend/cuda/rows.cuh"
@@ -21,8 +22,11 @@ struct SoftmaxParams {
   RowLayout<2> rows;
 };
 
-template <class T, int W>
-__global__ void __launch_bounds__(kMaxRowThreads) softmax_kernel(SoftmaxParams<T> p) {
+// Causal: columns past the mask are neither read nor exponentiated (the non-causal instances skip the
+// per-element test altogether). P packs per thread stay in registers; longer rows re-read the excess.
+// f32 rows of 16 packs a thread are capped at 128 registers: 16 warps per SM.
+template <class T, int W, int P, bool Causal>
+__global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kernel(SoftmaxParams<T> p) {
   constexpr float kLog2e = 1.4426950408889634f;
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
@@ -32,78 +36,90 @@ __global__ void __launch_bounds__(kMaxRowThreads) softmax_kernel(SoftmaxParams<T
   if (active) p.rows.offsets(row, o);
   const T* x = p.x + o[0];
   T* out = p.out + o[1];
-  const int64_t cx = p.rows.col_stride[0], co = p.rows.col_stride[1];
+  // Packs of W > 1 imply unit columns (see packs_fit).
+  const int64_t cx = W > 1 ? 1 : p.rows.col_stride[0], co = W > 1 ? 1 : p.rows.col_stride[1];
   // Columns [0, kept) survive the causal mask (j <= i + query_offset).
   int64_t kept = len;
-  if (p.causal) {
+  if (Causal && p.causal) {
     const int64_t last = row % p.sq + p.query_offset;
     kept = last < 0 ? 0 : (last + 1 < len ? last + 1 : len);
   }
-  // Element e of pack j, scaled, or -inf where masked.
-  auto value = [&](const Pack<T, W>& a, int64_t j, int e) {
-    return j * W + e < kept ? to_f32(a.v[e]) * p.scale : -INFINITY;
+  // Elements of pack j that are kept (0..W).
+  auto kept_in = [&](int64_t j) {
+    const int64_t r = kept - j * W;
+    return static_cast<int>(r < 0 ? 0 : (r > W ? W : r));
   };
+  // Element e of a pack with `n` kept elements, scaled, or -inf where masked.
+  auto value = [&](const Pack<T, W>& a, int n, int e) {
+    const float f = to_f32(a.v[e]) * p.scale;
+    return Causal && e >= n ? -INFINITY : f;
+  };
+  auto load = [&](int64_t j) { return load_pack<T, W>(x + j * W * cx); };
+  auto live = [&](int64_t j) { return active && j < packs && (!Causal || j * W < kept); };
 
-  // The row stays in registers as stored (16 bytes per pack).
-  Pack<T, W> v[kRowPacks];
+  // The row stays in registers as stored (16 bytes per pack); masked packs are never loaded.
+  Pack<T, W> v[P];
 #pragma unroll
-  for (int k = 0; k < kRowPacks; ++k) {
+  for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
-    if (active && j < packs) v[k] = load_pack<T, W>(x + j * W * cx);
+    if (live(j)) v[k] = load(j);
   }
   float max = -INFINITY;
+  auto pack_max = [&](const Pack<T, W>& a, int64_t j) {
+    const int n = Causal ? kept_in(j) : W;
 #pragma unroll
-  for (int k = 0; k < kRowPacks; ++k) {
+    for (int e = 0; e < W; ++e) max = fmaxf(max, value(a, n, e));
+  };
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
-    if (active && j < packs)
-#pragma unroll
-      for (int e = 0; e < W; ++e) max = fmaxf(max, value(v[k], j, e));
+    if (live(j)) pack_max(v[k], j);
   }
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) {
-    const Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
-#pragma unroll
-    for (int e = 0; e < W; ++e) max = fmaxf(max, value(a, j, e));
-  }
+  for (int64_t j = lane + int64_t{P} * tpr; live(j); j += tpr) pack_max(load(j), j);
   max = row_max(max, tpr);
   // A fully masked row has max -inf; shifting by 0 keeps every exp at exactly 0 instead of NaN. The
   // difference is taken before the scaling by log2(e) so that large inputs lose no accuracy.
   const float shift = kept == 0 ? 0.f : max;
   float sum = 0;
+  auto pack_sum = [&](const Pack<T, W>& a, int64_t j) {
+    const int n = Causal ? kept_in(j) : W;
+    float s = 0;
 #pragma unroll
-  for (int k = 0; k < kRowPacks; ++k) {
+    for (int e = 0; e < W; ++e) s += fast_exp2((value(a, n, e) - shift) * kLog2e);
+    sum += s;
+  };
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
-    if (active && j < packs)
-#pragma unroll
-      for (int e = 0; e < W; ++e) sum += fast_exp2((value(v[k], j, e) - shift) * kLog2e);
+    if (live(j)) pack_sum(v[k], j);
   }
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; active && j < packs; j += tpr) {
-    const Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
-#pragma unroll
-    for (int e = 0; e < W; ++e) sum += fast_exp2((value(a, j, e) - shift) * kLog2e);
-  }
+  for (int64_t j = lane + int64_t{P} * tpr; live(j); j += tpr) pack_sum(load(j), j);
   sum = row_sum(sum, tpr);
   if (!active) return;
   const float inv = 1.f / sum;
   const float log_sum = logf(sum);
 
+  // Masked columns are exact (0 or -inf) even when a NaN elsewhere poisons the row.
   auto write = [&](int64_t j, const Pack<T, W>& a) {
-    Pack<T, W> r;
+    const int n = Causal ? kept_in(j) : W;
+    float y[W];
+    if (p.log) {
 #pragma unroll
-    for (int e = 0; e < W; ++e) {
-      // Masked columns are exact (0 or -inf) even when a NaN elsewhere poisons the row.
-      const float d = value(a, j, e) - shift;
-      const float r_kept = p.log ? d - log_sum : fast_exp2(d * kLog2e) * inv;
-      r.v[e] = from_f32<T>(j * W + e < kept ? r_kept : (p.log ? -INFINITY : 0.f));
+      for (int e = 0; e < W; ++e) y[e] = Causal && e >= n ? -INFINITY : value(a, n, e) - shift - log_sum;
+    } else {
+#pragma unroll
+      for (int e = 0; e < W; ++e)
+        y[e] = Causal && e >= n ? 0.f : fast_exp2((value(a, n, e) - shift) * kLog2e) * inv;
     }
-    store_pack<T, W>(out + j * W * co, r);
+    store_pack<T, W>(out + j * W * co, pack_from_f32<T, W>(y));
   };
+  // Packs that were not loaded are wholly masked: write() never looks at their contents.
 #pragma unroll
-  for (int k = 0; k < kRowPacks; ++k) {
+  for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (j < packs) write(j, v[k]);
   }
-  for (int64_t j = lane + int64_t{kRowPacks} * tpr; j < packs; j += tpr)
-    write(j, load_pack<T, W>(x + j * W * cx));
+  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr) write(j, live(j) ? load(j) : Pack<T, W>{});
 }
 
 template <class T>
@@ -120,12 +136,19 @@ void launch(const Tensor& x, const SoftmaxOptions& options, bool log, const Tens
   p.rows = make_row_layout<2>(x.shape(), ops);
   constexpr int V = kVec<T>;
   const bool vec = packs_fit<2>(p.rows, ops, V);
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len);
+  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, kLargePacks<T>);
   p.tpr = rl.tpr;
-  if (vec)
-    softmax_kernel<T, V><<<rl.blocks, rl.threads, 0, stream_of(x)>>>(p);
+  const cudaStream_t stream = stream_of(x);
+  if (!vec)
+    softmax_kernel<T, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T> && p.causal)
+    softmax_kernel<T, V, kLargePacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLargePacks<T>)
+    softmax_kernel<T, V, kLargePacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (p.causal)
+    softmax_kernel<T, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else
-    softmax_kernel<T, 1><<<rl.blocks, rl.threads, 0, stream_of(x)>>>(p);
+    softmax_kernel<T, V, kSmallPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   MTL_CUDA_CHECK_LAUNCH("softmax_kernel");
 }
 
