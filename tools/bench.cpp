@@ -78,18 +78,20 @@ void add_bench_command(CLI::App& app) {
     std::printf("| model | size | params | backend | test | t/s | roofline |\n");
     std::printf("| --- | ---: | ---: | --- | --- | ---: | ---: |\n");
     const double gib = static_cast<double>(model.weight_bytes()) / (1 << 30);
-    const double params = static_cast<double>(model.parameter_count()) / 1e9;
-    std::printf("| %s | %.2f GiB | %.2f B | %s | pp%lld | %.1f ± %.1f | |\n", c.name.c_str(), gib, params,
+    const double params = static_cast<double>(model.parameter_count()) / 1e6;
+    std::printf("| %s | %.2f GiB | %.1f M | %s | pp%lld | %.1f ± %.1f | |\n", c.name.c_str(), gib, params,
                 backend.c_str(), static_cast<long long>(args->prompt), p.mean, p.sd);
-    std::printf("| %s | %.2f GiB | %.2f B | %s | tg%lld | %.1f ± %.1f | %.2f |\n", c.name.c_str(), gib, params,
+    std::printf("| %s | %.2f GiB | %.1f M | %s | tg%lld | %.1f ± %.1f | %.2f |\n", c.name.c_str(), gib, params,
                 backend.c_str(), static_cast<long long>(args->generate), g.mean, g.sd,
                 g.mean * step_bytes / (copy_gbps * 1e9));
     const double weights_mib = static_cast<double>(model.weight_bytes()) / (1 << 20);
     const double kv_mib = static_cast<double>(2 * c.n_layers * ctx * c.n_kv_heads * c.head_dim * kv_element) / (1 << 20);
-    std::printf("\ncopy bandwidth %.0f GB/s; decode reads %.1f MiB per token (roofline %.1f tok/s); peak device "
-                "memory %.1f MiB = weights %.1f + KV cache %.1f + %.1f%%\n",
-                copy_gbps, step_bytes / (1 << 20), copy_gbps * 1e9 / step_bytes, peak_mib(*loaded.context),
-                weights_mib, kv_mib, 100.0 * (peak_mib(*loaded.context) / (weights_mib + kv_mib) - 1));
+    std::printf("\ncopy bandwidth %.0f GB/s; decode reads %.1f MiB per token (roofline %.1f tok/s)\n", copy_gbps,
+                step_bytes / (1 << 20), copy_gbps * 1e9 / step_bytes);
+    // On the CPU the weights stay in the mapped file, so only device contexts account for them.
+    if (loaded.context->device().is_cuda())
+      std::printf("peak device memory %.1f MiB = weights %.1f + KV cache %.1f + %.1f%%\n", peak_mib(*loaded.context),
+                  weights_mib, kv_mib, 100.0 * (peak_mib(*loaded.context) / (weights_mib + kv_mib) - 1));
   });
 }
 
