@@ -6,6 +6,7 @@
 #include "command.h"
 #include "loading.h"
 #include "metallic/core/error.h"
+#include "metallic/core/memory_pool.h"
 #include "metallic/model/sampler.h"
 
 namespace metallic::cli {
@@ -44,6 +45,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--device", args->device, "cpu, cuda or cuda:N");
   cmd->callback([args] {
     const LoadedModel loaded = load_model(args->model, args->device);
+    const double load_peak_mib = peak_mib(*loaded.context);
     const Model& model = *loaded.model;
     const ModelConfig& c = model.config();
     // A context of its own, so the copy buffers stay out of the model context's peak memory.
@@ -90,8 +92,11 @@ void add_bench_command(CLI::App& app) {
                 step_bytes / (1 << 20), copy_gbps * 1e9 / step_bytes);
     // On the CPU the weights stay in the mapped file, so only device contexts account for them.
     if (loaded.context->device().is_cuda())
-      std::printf("peak device memory %.1f MiB = weights %.1f + KV cache %.1f + %.1f%%\n", peak_mib(*loaded.context),
-                  weights_mib, kv_mib, 100.0 * (peak_mib(*loaded.context) / (weights_mib + kv_mib) - 1));
+      std::printf("peak device memory %.1f MiB (%.1f while loading; scratch pool %.1f) = weights %.1f + KV cache "
+                  "%.1f + %.1f%%\n",
+                  peak_mib(*loaded.context), load_peak_mib,
+                  static_cast<double>(loaded.context->pool().reserved()) / (1 << 20), weights_mib, kv_mib,
+                  100.0 * (peak_mib(*loaded.context) / (weights_mib + kv_mib) - 1));
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include "metallic/core/context.h"
 #include "metallic/core/error.h"
+#include "metallic/core/memory_pool.h"
 #include "metallic/model/quant.h"
 #include "metallic/ops/activations.h"
 #include "metallic/ops/attention.h"
@@ -163,6 +164,9 @@ Tensor Model::forward(std::span<const int32_t> ids, KVCache& cache, bool all_log
           " outside the vocabulary of ", c.n_vocab);
   cache.reserve(n);
   const int64_t pos = cache.size();
+  // Kernels take per-step scratch from the pool; it is free again once this step's work is queued.
+  MemoryPool& pool = context_->pool();
+  const MemoryPool::Mark mark = pool.mark();
   const RopeOptions rope_options{c.rope_style, c.rope_theta, pos, c.rope_dims, rope_freqs_};
   const AttentionOptions attention{0.0f, true, pos, {}};
 
@@ -191,7 +195,9 @@ Tensor Model::forward(std::span<const int32_t> ids, KVCache& cache, bool all_log
     add_rms_norm(ffn, x, next_norm, c.rms_eps, x, h);
   }
   cache.advance(n);
-  return linear(all_logits ? h : h.narrow(0, n - 1, 1), output_);
+  Tensor logits = linear(all_logits ? h : h.narrow(0, n - 1, 1), output_);
+  pool.release(mark);
+  return logits;
 }
 
 }  // namespace metallic

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -58,7 +59,10 @@ TEST_P(ModelReference, Stories260KLastLogitsAndGreedy) {
   }
 }
 
-void check_qwen2(const std::shared_ptr<Context>& ctx, const std::string& name, double tolerance) {
+// `tolerance` bounds the relative L2 error of every logits row. Greedy continuations must match exactly,
+// except that with `near_tie_margin` > 0 they may part where the reference's top-2 margin is below it.
+void check_qwen2(const std::shared_ptr<Context>& ctx, const std::string& name, double tolerance,
+                 double near_tie_margin = 0) {
   const auto model = Model::load(test::shared_path("models/qwen2-tiny/" + name + ".gguf").string(), ctx);
   const nlohmann::json ref = read_json("models/qwen2-tiny/" + name + ".reference.json");
   const int64_t vocab = model->config().n_vocab;
@@ -74,14 +78,29 @@ void check_qwen2(const std::shared_ptr<Context>& ctx, const std::string& name, d
       if (!(err <= worst)) worst = err;
     }
     EXPECT_TRUE(worst <= tolerance) << name << ", prompt of " << prompt.size() << ": relative L2 " << worst;
-    EXPECT_EQ(greedy(*model, prompt, 32, DType::F32), c["greedy"].get<std::vector<int32_t>>()) << name;
+    ::testing::Test::RecordProperty(name + "_prompt" + std::to_string(prompt.size()) + "_relative_l2",
+                                    std::to_string(worst));
+    const auto got = greedy(*model, prompt, 32, DType::F32);
+    const auto want = c["greedy"].get<std::vector<int32_t>>();
+    const auto margins = c["greedy_margins"].get<std::vector<double>>();
+    const auto split = std::mismatch(got.begin(), got.end(), want.begin()).first - got.begin();
+    if (split < static_cast<ptrdiff_t>(want.size())) {
+      EXPECT_TRUE(margins[static_cast<size_t>(split)] < near_tie_margin)
+          << name << ": greedy step " << split << " differs with reference margin " << margins[static_cast<size_t>(split)];
+    }
   }
 }
 
 TEST_P(ModelReference, Qwen2TinyF32EveryPosition) { check_qwen2(ctx, "qwen2-tiny-tied-f32", 1e-4); }
 
-// The reference ran on the de-quantized Q8_0 tensors, so exact de-quantization leaves only f32 rounding.
-TEST_P(ModelReference, Qwen2TinyQ8_0EveryPosition) { check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 1e-4); }
+// The reference ran on the de-quantized Q8_0 tensors, so exact de-quantization leaves only f32 rounding on
+// the CPU. CUDA runs prompts of more than 8 tokens against quantized weights through f16 tensor-core GEMMs.
+TEST_P(ModelReference, Qwen2TinyQ8_0EveryPosition) {
+  if (ctx->device().is_cuda())
+    check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 5e-3, 0.05);
+  else
+    check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 1e-4);
+}
 
 TEST_P(ModelReference, HalfPrecisionCacheStaysClose) {
   const auto model = Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx);

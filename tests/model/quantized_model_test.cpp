@@ -44,7 +44,11 @@ std::shared_ptr<const gguf::File> dequantized_twin(const gguf::File& file) {
 
 class QuantizedModel : public test::BackendTest {};
 
-void compare(const std::shared_ptr<Context>& ctx, const std::string& architecture, double tolerance) {
+// On CUDA, prompts of more than 8 tokens against non-f32 weights run the GEMMs in f16 on the tensor cores
+// (activations rounded to f16 once per matmul); one token takes the exact f32 GEMV.
+double tolerance(const Context& ctx, size_t tokens) { return ctx.device().is_cuda() && tokens > 8 ? 5e-3 : 1e-4; }
+
+void compare(const std::shared_ptr<Context>& ctx, const std::string& architecture) {
   const auto mixed = synthetic_model(small_spec(architecture), mixed_type, 5);
   const auto twin = dequantized_twin(*mixed);
   EXPECT_EQ(mixed->tensor("blk.1.ffn_gate.weight").dtype, DType::Q4_K);
@@ -62,12 +66,12 @@ void compare(const std::shared_ptr<Context>& ctx, const std::string& architectur
       den += static_cast<double>(lb[i]) * lb[i];
     }
     const double err = std::sqrt(num / den);
-    EXPECT_TRUE(err <= tolerance) << architecture << ", " << n << " tokens: relative L2 " << err;
+    EXPECT_TRUE(err <= tolerance(*ctx, n)) << architecture << ", " << n << " tokens: relative L2 " << err;
   }
 }
 
-TEST_P(QuantizedModel, LlamaMatchesItsDequantizedTwin) { compare(ctx, "llama", 1e-4); }
-TEST_P(QuantizedModel, Qwen2MatchesItsDequantizedTwin) { compare(ctx, "qwen2", 1e-4); }
+TEST_P(QuantizedModel, LlamaMatchesItsDequantizedTwin) { compare(ctx, "llama"); }
+TEST_P(QuantizedModel, Qwen2MatchesItsDequantizedTwin) { compare(ctx, "qwen2"); }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, QuantizedModel, ::testing::Values(Device::cpu()));
 INSTANTIATE_TEST_SUITE_P(Cuda, QuantizedModel, ::testing::Values(Device::cuda()));

@@ -1,6 +1,6 @@
 // y = x W^T + b on CUDA. For at most 8 rows of x the fused dequantize-GEMV of gemv.cu reads each weight
 // byte once. Larger batches dequantize bounded tiles of W (at most 64 MiB, from the context's pool) into
-// x's dtype and run cuBLASLt on them. Embedding gathers live here too.
+// x's dtype (f16 when x is f32 and W is not) and run cuBLASLt on them. Embedding gathers live here too.
 #include <algorithm>
 
 #include "backend/cuda/gemv.h"
@@ -163,6 +163,21 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
   if (bias.defined())
     b32 = bias.dtype() == DType::F32 && bias.is_contiguous() ? bias : metallic::cast(bias, DType::F32);
   const float* pb = bias.defined() ? b32.data_as<float>() : nullptr;
+  if (out.dtype() == DType::F32 && weight.dtype() != DType::F32 && x.dim(0) > kGemvMaxRows) {
+    // f32 activations against f16, bf16 or quantized weights: run the GEMM on the tensor cores in f16
+    // (f32 accumulation) rather than as an f32 GEMM, which is an order of magnitude slower. The weights'
+    // own precision (at most 11 significant bits) already bounds the result's; x and the output are
+    // rounded to f16 once.
+    MemoryPool& pool = out.context()->pool();
+    const MemoryPool::Mark mark = pool.mark();
+    const Tensor x16 = Tensor::empty(out.context(), x.shape(), DType::F16, Storage::Pool);
+    const Tensor out16 = Tensor::empty(out.context(), out.shape(), DType::F16, Storage::Pool);
+    metallic::copy(x, x16);
+    linear_typed<f16>(x16, weight, pb, out16, s);
+    metallic::copy(out16, out);
+    pool.release(mark);
+    return;
+  }
   switch (out.dtype()) {
     case DType::F32: linear_typed<float>(x, weight, pb, out, s); break;
     case DType::F16: linear_typed<f16>(x, weight, pb, out, s); break;
