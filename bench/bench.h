@@ -55,8 +55,8 @@ int register_case(const char* name, CaseFn fn);
 }  // namespace metallic::bench
 
 /// Defines and registers a benchmark case; the body sees `Harness& h`.
-#define METALLIC_BENCH(case_name)                                                            \
-  static void metallic_bench_##case_name(::metallic::bench::Harness& h);                     \
-  [[maybe_unused]] static const int metallic_bench_reg_##case_name =                         \
-      ::metallic::bench::register_case(#case_name, &metallic_bench_##case_name);             \
+#define METALLIC_BENCH(case_name)                                                \
+  static void metallic_bench_##case_name(::metallic::bench::Harness& h);         \
+  [[maybe_unused]] static const int metallic_bench_reg_##case_name =             \
+      ::metallic::bench::register_case(#case_name, &metallic_bench_##case_name); \
   static void metallic_bench_##case_name([[maybe_unused]] ::metallic::bench::Harness& h)

@@ -98,11 +98,12 @@ void Harness::report(const std::string& op, const std::string& shape, const std:
                      double bytes, double flops) const {
   const double gbps = bytes > 0 ? bytes / (ms * 1e-3) / 1e9 : NAN;
   const double tflops = flops > 0 ? flops / (ms * 1e-3) / 1e12 : NAN;
-  std::printf("{\"op\": %s, \"shape\": %s, \"dtype\": %s, \"ms\": %s, \"GBps\": %s, \"frac_copy\": %s, "
-              "\"TFLOPs\": %s, \"frac_gemm\": %s}\n",
-              json_string(op).c_str(), json_string(shape).c_str(), json_string(dtype).c_str(),
-              json_number(ms).c_str(), json_number(gbps).c_str(), json_number(gbps / copy_gbps_).c_str(),
-              json_number(tflops).c_str(), json_number(tflops / gemm_tflops_).c_str());
+  std::printf(
+      "{\"op\": %s, \"shape\": %s, \"dtype\": %s, \"ms\": %s, \"GBps\": %s, \"frac_copy\": %s, "
+      "\"TFLOPs\": %s, \"frac_gemm\": %s}\n",
+      json_string(op).c_str(), json_string(shape).c_str(), json_string(dtype).c_str(),
+      json_number(ms).c_str(), json_number(gbps).c_str(), json_number(gbps / copy_gbps_).c_str(),
+      json_number(tflops).c_str(), json_number(tflops / gemm_tflops_).c_str());
   std::fflush(stdout);
 }
 
@@ -115,7 +116,8 @@ void Harness::calibrate() {
     MTL_CUDA_CHECK(cudaMalloc(&src, bytes));
     MTL_CUDA_CHECK(cudaMalloc(&dst, bytes));
     MTL_CUDA_CHECK(cudaMemsetAsync(src, 1, bytes, s));
-    const double ms = time_ms([&] { MTL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
+    const double ms =
+        time_ms([&] { MTL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s)); });
     copy_gbps_ = 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
     cudaFree(src);
     cudaFree(dst);
@@ -148,7 +150,8 @@ void Harness::calibrate() {
   const auto infos = devices();
   std::string device_name = infos.size() > 1 ? infos[1].name : "cuda";
   std::printf("{\"calibration\": true, \"device\": %s, \"copy_GBps\": %s, \"gemm_TFLOPs\": %s}\n",
-              json_string(device_name).c_str(), json_number(copy_gbps_).c_str(), json_number(gemm_tflops_).c_str());
+              json_string(device_name).c_str(), json_number(copy_gbps_).c_str(),
+              json_number(gemm_tflops_).c_str());
   std::fflush(stdout);
 }
 

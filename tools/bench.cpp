@@ -49,7 +49,8 @@ void add_bench_command(CLI::App& app) {
     const Model& model = *loaded.model;
     const ModelConfig& c = model.config();
     // A context of its own, so the copy buffers stay out of the model context's peak memory.
-    const double copy_gbps = Context::create(loaded.context->device())->measure_copy_bandwidth(size_t{1} << 30);
+    const double copy_gbps =
+        Context::create(loaded.context->device())->measure_copy_bandwidth(size_t{1} << 30);
     const int64_t ctx = args->prompt + args->generate;
     std::vector<int32_t> prompt(static_cast<size_t>(args->prompt));
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 3) % c.n_vocab);
@@ -71,7 +72,8 @@ void add_bench_command(CLI::App& app) {
       pp.push_back(static_cast<double>(args->prompt) / prefill);
       tg.push_back(static_cast<double>(args->generate) / decode);
     }
-    // A decode step reads the weights once and the KV cache up to the current position (on average the middle).
+    // A decode step reads the weights once and the KV cache up to the current position (on average the
+    // middle).
     const double kv_bytes = 2.0 * static_cast<double>(c.n_layers * c.n_kv_heads * c.head_dim * kv_element) *
                             (static_cast<double>(args->prompt) + static_cast<double>(args->generate) / 2);
     const double step_bytes = static_cast<double>(model.decode_weight_bytes()) + kv_bytes;
@@ -83,20 +85,22 @@ void add_bench_command(CLI::App& app) {
     const double params = static_cast<double>(model.parameter_count()) / 1e6;
     std::printf("| %s | %.2f GiB | %.1f M | %s | pp%lld | %.1f ± %.1f | |\n", c.name.c_str(), gib, params,
                 backend.c_str(), static_cast<long long>(args->prompt), p.mean, p.sd);
-    std::printf("| %s | %.2f GiB | %.1f M | %s | tg%lld | %.1f ± %.1f | %.2f |\n", c.name.c_str(), gib, params,
-                backend.c_str(), static_cast<long long>(args->generate), g.mean, g.sd,
+    std::printf("| %s | %.2f GiB | %.1f M | %s | tg%lld | %.1f ± %.1f | %.2f |\n", c.name.c_str(), gib,
+                params, backend.c_str(), static_cast<long long>(args->generate), g.mean, g.sd,
                 g.mean * step_bytes / (copy_gbps * 1e9));
     const double weights_mib = static_cast<double>(model.weight_bytes()) / (1 << 20);
-    const double kv_mib = static_cast<double>(2 * c.n_layers * ctx * c.n_kv_heads * c.head_dim * kv_element) / (1 << 20);
-    std::printf("\ncopy bandwidth %.0f GB/s; decode reads %.1f MiB per token (roofline %.1f tok/s)\n", copy_gbps,
-                step_bytes / (1 << 20), copy_gbps * 1e9 / step_bytes);
+    const double kv_mib =
+        static_cast<double>(2 * c.n_layers * ctx * c.n_kv_heads * c.head_dim * kv_element) / (1 << 20);
+    std::printf("\ncopy bandwidth %.0f GB/s; decode reads %.1f MiB per token (roofline %.1f tok/s)\n",
+                copy_gbps, step_bytes / (1 << 20), copy_gbps * 1e9 / step_bytes);
     // On the CPU the weights stay in the mapped file, so only device contexts account for them.
     if (loaded.context->device().is_cuda())
-      std::printf("peak device memory %.1f MiB (%.1f while loading; scratch pool %.1f) = weights %.1f + KV cache "
-                  "%.1f + %.1f%%\n",
-                  peak_mib(*loaded.context), load_peak_mib,
-                  static_cast<double>(loaded.context->pool().reserved()) / (1 << 20), weights_mib, kv_mib,
-                  100.0 * (peak_mib(*loaded.context) / (weights_mib + kv_mib) - 1));
+      std::printf(
+          "peak device memory %.1f MiB (%.1f while loading; scratch pool %.1f) = weights %.1f + KV cache "
+          "%.1f + %.1f%%\n",
+          peak_mib(*loaded.context), load_peak_mib,
+          static_cast<double>(loaded.context->pool().reserved()) / (1 << 20), weights_mib, kv_mib,
+          100.0 * (peak_mib(*loaded.context) / (weights_mib + kv_mib) - 1));
   });
 }
 

@@ -36,18 +36,19 @@ GenerationOptions GenerationFlags::options() const {
   return o;
 }
 
-int64_t GenerationFlags::context_for(const Model& model) const {
-  return context > 0 ? context : std::min<int64_t>(model.config().context_length, 4096);
+int64_t GenerationFlags::context_for(const Model& loaded) const {
+  return context > 0 ? context : std::min<int64_t>(loaded.config().context_length, 4096);
 }
 
 void print_stats(const LoadedModel& loaded, const GenerationStats& s) {
   const auto rate = [](int64_t n, double sec) { return sec > 0 ? static_cast<double>(n) / sec : 0.0; };
-  std::fprintf(stderr,
-               "\nload %.2f s | prompt %lld tok, %.1f tok/s | decode %lld tok, %.1f tok/s | peak %s memory %.1f MiB "
-               "| stop: %s\n",
-               loaded.load_seconds, static_cast<long long>(s.prompt_tokens), rate(s.prompt_tokens, s.prompt_seconds),
-               static_cast<long long>(s.generated_tokens), rate(s.generated_tokens, s.decode_seconds),
-               loaded.context->device().to_string().c_str(), peak_mib(*loaded.context), s.stop_reason.c_str());
+  std::fprintf(
+      stderr,
+      "\nload %.2f s | prompt %lld tok, %.1f tok/s | decode %lld tok, %.1f tok/s | peak %s memory %.1f MiB "
+      "| stop: %s\n",
+      loaded.load_seconds, static_cast<long long>(s.prompt_tokens), rate(s.prompt_tokens, s.prompt_seconds),
+      static_cast<long long>(s.generated_tokens), rate(s.generated_tokens, s.decode_seconds),
+      loaded.context->device().to_string().c_str(), peak_mib(*loaded.context), s.stop_reason.c_str());
 }
 
 }  // namespace metallic::cli

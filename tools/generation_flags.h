@@ -1,10 +1,9 @@
 // Flags shared by the generating commands (run, chat): model, device, context, sampling, stops.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "loading.h"
 #include "metallic/model/generator.h"
@@ -26,7 +25,7 @@ struct GenerationFlags {
   /// Generation options from the flags (a random seed when none was given).
   GenerationOptions options() const;
   /// The KV-cache size to allocate for `model`.
-  int64_t context_for(const Model& model) const;
+  int64_t context_for(const Model& loaded) const;
 };
 
 /// Prints the final statistics line on stderr.

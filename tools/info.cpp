@@ -13,7 +13,8 @@ void add_info_command(CLI::App& app) {
     std::printf("devices:\n");
     for (const DeviceInfo& d : devices()) {
       std::printf("  %-8s %s, %.1f GiB total, %.1f GiB free\n", d.device.to_string().c_str(), d.name.c_str(),
-                  static_cast<double>(d.total_memory) / (1 << 30), static_cast<double>(d.free_memory) / (1 << 30));
+                  static_cast<double>(d.total_memory) / (1 << 30),
+                  static_cast<double>(d.free_memory) / (1 << 30));
     }
   });
 }

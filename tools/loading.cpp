@@ -26,13 +26,14 @@ LoadedModel load_model(const std::string& path, const std::string& device) {
     if (percent == last) return;
     last = percent;
     const int filled = percent * 30 / 100;
-    std::fprintf(stderr, "\rloading [%.*s%*s] %3d%%", filled, "##############################", 30 - filled, "",
-                 percent);
+    std::fprintf(stderr, "\rloading [%.*s%*s] %3d%%", filled, "##############################", 30 - filled,
+                 "", percent);
     if (percent == 100) std::fprintf(stderr, "\n");
   };
   std::shared_ptr<const gguf::File> file;
   if (path.empty()) {
-    std::fprintf(stderr, "no model given (-m): using the built-in model with RANDOM weights; its text is noise\n");
+    std::fprintf(stderr,
+                 "no model given (-m): using the built-in model with RANDOM weights; its text is noise\n");
     file = synthetic_model(SyntheticSpec::preset("builtin"), uniform_weight_type(DType::F32), 1);
     m.builtin = true;
   } else {
@@ -64,6 +65,8 @@ std::vector<int32_t> parse_token_ids(const std::string& text) {
   return ids;
 }
 
-double peak_mib(const Context& context) { return static_cast<double>(context.peak_allocated_bytes()) / (1 << 20); }
+double peak_mib(const Context& context) {
+  return static_cast<double>(context.peak_allocated_bytes()) / (1 << 20);
+}
 
 }  // namespace metallic::cli

@@ -11,7 +11,8 @@ void add_logits_command(CLI::App& app) {
     std::string model, device, ids;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("logits", "Print the logits after each given token id as JSON {\"logits\": [[...], ...]}");
+  auto* cmd = app.add_subcommand(
+      "logits", "Print the logits after each given token id as JSON {\"logits\": [[...], ...]}");
   cmd->add_option("-m,--model", args->model, "GGUF model file (default: the built-in random model)");
   cmd->add_option("--ids", args->ids, "token ids to evaluate, e.g. \"1 2 3\" (no BOS is added)")->required();
   cmd->add_option("--device", args->device, "cpu, cuda or cuda:N");
@@ -28,7 +29,8 @@ void add_logits_command(CLI::App& app) {
     for (size_t r = 0; r < ids.size(); ++r) {
       out += r ? ", [" : "[";
       for (size_t c = 0; c < vocab; ++c) {
-        std::snprintf(number, sizeof number, c ? ", %.9g" : "%.9g", static_cast<double>(values[r * vocab + c]));
+        std::snprintf(number, sizeof number, c ? ", %.9g" : "%.9g",
+                      static_cast<double>(values[r * vocab + c]));
         out += number;
       }
       out += "]";

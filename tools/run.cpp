@@ -19,8 +19,10 @@ void add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt, streaming it to stdout");
   args->flags.add_to(*cmd);
   cmd->add_option("-p,--prompt", args->prompt, "prompt text");
-  cmd->add_option("--prompt-ids", args->prompt_ids, "start from these token ids (\"1 2 3\"; no BOS is added)");
-  cmd->add_flag("--print-ids", args->print_ids, "print the generated ids as a JSON array on the last line instead of text");
+  cmd->add_option("--prompt-ids", args->prompt_ids,
+                  "start from these token ids (\"1 2 3\"; no BOS is added)");
+  cmd->add_flag("--print-ids", args->print_ids,
+                "print the generated ids as a JSON array on the last line instead of text");
   cmd->add_flag("--no-bos", args->no_bos, "do not add the BOS token to the prompt");
   cmd->callback([args] {
     const LoadedModel loaded = load_model(args->flags.model, args->flags.device);
@@ -29,8 +31,10 @@ void add_run_command(CLI::App& app) {
       prompt = parse_token_ids(args->prompt_ids);
       check(!prompt.empty(), ErrorCode::InvalidArgument, "--prompt-ids holds no ids");
     } else {
-      prompt = loaded.tokenizer->encode(args->prompt, loaded.tokenizer->add_bos_by_default() && !args->no_bos, true);
-      check(!prompt.empty(), ErrorCode::InvalidArgument, "the prompt is empty and the model adds no BOS token");
+      prompt = loaded.tokenizer->encode(args->prompt, loaded.tokenizer->add_bos_by_default() && !args->no_bos,
+                                        true);
+      check(!prompt.empty(), ErrorCode::InvalidArgument,
+            "the prompt is empty and the model adds no BOS token");
     }
     Session session(loaded.model, loaded.tokenizer, args->flags.context_for(*loaded.model));
     GenerationStats stats;
@@ -57,13 +61,15 @@ void add_run_command(CLI::App& app) {
 void add_chat_command(CLI::App& app) {
   auto flags = std::make_shared<GenerationFlags>();
   auto system = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("chat", "Talk with the model in its chat format (one line per turn; /exit ends)");
+  auto* cmd =
+      app.add_subcommand("chat", "Talk with the model in its chat format (one line per turn; /exit ends)");
   flags->add_to(*cmd);
   flags->n_predict = 512;
   cmd->add_option("--system", *system, "system prompt");
   cmd->callback([flags, system] {
     const LoadedModel loaded = load_model(flags->model, flags->device);
-    const ChatTemplate chat = ChatTemplate::from_gguf(loaded.model->file(), loaded.model->config().architecture);
+    const ChatTemplate chat =
+        ChatTemplate::from_gguf(loaded.model->file(), loaded.model->config().architecture);
     Session session(loaded.model, loaded.tokenizer, flags->context_for(*loaded.model));
     GenerationOptions options = flags->options();
     for (const std::string& piece : chat.end_of_turn_tokens()) {
@@ -82,12 +88,15 @@ void add_chat_command(CLI::App& app) {
           loaded.tokenizer->encode(chat.render(messages, true), loaded.tokenizer->add_bos_by_default(), true);
       std::string reply;
       GenerationStats stats;
-      session.generate(prompt, options, [&](std::string_view text) {
-        reply += text;
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        return true;
-      }, &stats);
+      session.generate(
+          prompt, options,
+          [&](std::string_view text) {
+            reply += text;
+            std::fwrite(text.data(), 1, text.size(), stdout);
+            std::fflush(stdout);
+            return true;
+          },
+          &stats);
       messages.push_back({"assistant", reply});
       print_stats(loaded, stats);
     }

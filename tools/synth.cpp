@@ -12,7 +12,8 @@ void add_synth_command(CLI::App& app) {
     uint64_t seed = 1;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("synth", "Write a GGUF with random weights in the shapes of a real architecture");
+  auto* cmd =
+      app.add_subcommand("synth", "Write a GGUF with random weights in the shapes of a real architecture");
   std::string names;
   for (const std::string& n : SyntheticSpec::presets()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--preset", args->preset, "shape: " + names);

@@ -10,9 +10,9 @@
 // linear: x [M, K] dense float with unit inner stride, weight [N, K] dense or block type with dense rows,
 //   bias [N] dense float or undefined, out [M, N] contiguous in x's dtype.
 // embedding: table [V, D] (dense rows), ids i32 contiguous [T], out [T, D] contiguous.
-#define MTL_MATMUL_KERNELS                                                                                \
-  void matmul(const Tensor& a, const Tensor& b, const Tensor& out, float alpha, float beta);               \
-  void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out);              \
+#define MTL_MATMUL_KERNELS                                                                   \
+  void matmul(const Tensor& a, const Tensor& b, const Tensor& out, float alpha, float beta); \
+  void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out); \
   void embedding(const Tensor& table, const Tensor& ids, const Tensor& out);
 
 namespace metallic::cpu {

@@ -4,9 +4,8 @@
 #include <chrono>
 #include <vector>
 
-#include "metallic/core/buffer.h"
-
 #include "backend/runtime.h"
+#include "metallic/core/buffer.h"
 #include "metallic/core/memory_pool.h"
 #include "metallic/core/resource_cache.h"
 
@@ -44,7 +43,8 @@ double Context::measure_copy_bandwidth(size_t bytes) {
   for (int i = 0; i < 12; ++i) {
     const auto start = std::chrono::steady_clock::now();
     rt.copy(dst->data(), src->data(), bytes, native_->stream);  // returns after the copy completes
-    if (i >= 2) seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (i >= 2)
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::sort(seconds.begin(), seconds.end());
   return 2.0 * static_cast<double>(bytes) / seconds[seconds.size() / 2] / 1e9;

@@ -33,8 +33,9 @@ ChatTemplate ChatTemplate::from_gguf(const gguf::File& file, Architecture archit
   } else if (contains(source, "[INST]")) {
     t.style = ChatStyle::Llama2;
   } else {
-    fail(ErrorCode::NotSupported, "chat: tokenizer.chat_template is in none of the supported styles "
-                                  "(ChatML, Llama 3, Llama 2)");
+    fail(ErrorCode::NotSupported,
+         "chat: tokenizer.chat_template is in none of the supported styles "
+         "(ChatML, Llama 3, Llama 2)");
   }
   return t;
 }

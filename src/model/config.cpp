@@ -34,18 +34,18 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   const auto positive = [](int64_t v) { return v > 0 && v < (int64_t{1} << 40); };
   check(positive(c.n_layers) && positive(c.n_embd) && positive(c.n_heads) && positive(c.n_kv_heads) &&
             positive(c.n_ff) && positive(c.context_length),
-        ErrorCode::Format, "model: non-positive hyperparameter (layers ", c.n_layers, ", embedding ", c.n_embd,
-        ", heads ", c.n_heads, ", kv heads ", c.n_kv_heads, ", feed-forward ", c.n_ff, ", context ",
+        ErrorCode::Format, "model: non-positive hyperparameter (layers ", c.n_layers, ", embedding ",
+        c.n_embd, ", heads ", c.n_heads, ", kv heads ", c.n_kv_heads, ", feed-forward ", c.n_ff, ", context ",
         c.context_length, ")");
-  check(c.n_heads % c.n_kv_heads == 0, ErrorCode::Format, "model: ", key("attention.head_count"), " = ", c.n_heads,
-        " is not a multiple of ", key("attention.head_count_kv"), " = ", c.n_kv_heads);
+  check(c.n_heads % c.n_kv_heads == 0, ErrorCode::Format, "model: ", key("attention.head_count"), " = ",
+        c.n_heads, " is not a multiple of ", key("attention.head_count_kv"), " = ", c.n_kv_heads);
   c.head_dim = file.get_int(key("attention.key_length"), c.n_embd / c.n_heads);
   check(c.head_dim > 0 && c.head_dim % 2 == 0, ErrorCode::Format, "model: head dimension ", c.head_dim,
         " must be positive and even");
   c.rope_dims = file.get_int(key("rope.dimension_count"), c.head_dim);
-  check(c.rope_dims > 0 && c.rope_dims <= c.head_dim && c.rope_dims % 2 == 0, ErrorCode::Format, "model: ",
-        key("rope.dimension_count"), " = ", c.rope_dims, " must be even and at most the head dimension ",
-        c.head_dim);
+  check(c.rope_dims > 0 && c.rope_dims <= c.head_dim && c.rope_dims % 2 == 0, ErrorCode::Format,
+        "model: ", key("rope.dimension_count"), " = ", c.rope_dims,
+        " must be even and at most the head dimension ", c.head_dim);
   const gguf::TensorInfo& embd = file.tensor("token_embd.weight");
   check(embd.dims.size() == 2 && embd.dims[0] == c.n_embd, ErrorCode::Format,
         "model: token_embd.weight must be [", c.n_embd, ", vocab]");

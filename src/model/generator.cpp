@@ -54,7 +54,8 @@ class StopFilter {
 
 }  // namespace
 
-Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tokenizer, int64_t context)
+Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tokenizer,
+                 int64_t context)
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), cache_(model_->make_cache(context)) {
   check(tokenizer_->size() <= model_->config().n_vocab, ErrorCode::Format, "session: the tokenizer has ",
         tokenizer_->size(), " tokens but the model's vocabulary only ", model_->config().n_vocab);

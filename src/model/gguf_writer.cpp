@@ -1,6 +1,7 @@
 // GGUF v3 emission. The layout matches what ggml and the gguf Python package write (tensor offsets packed in
 // insertion order, each tensor padded with zeros to the alignment, the last one included), so a file read and
 // written back with the same content comes out byte for byte the same.
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -9,8 +10,6 @@
 
 #include "metallic/core/error.h"
 #include "metallic/model/gguf.h"
-
-#include <algorithm>
 
 namespace metallic::gguf {
 namespace {
@@ -85,10 +84,11 @@ void Writer::add(std::string key, Value value) {
 void Writer::add_tensor(std::string name, DType dtype, std::vector<int64_t> dims, const void* data,
                         size_t bytes) {
   const uint64_t size = checked_size(name, dtype, dims);
-  check(bytes == size, ErrorCode::InvalidArgument, "gguf writer: tensor '", name, "': got ", bytes, " bytes, ",
-        info(dtype).name, " needs ", size);
+  check(bytes == size, ErrorCode::InvalidArgument, "gguf writer: tensor '", name, "': got ", bytes,
+        " bytes, ", info(dtype).name, " needs ", size);
   const auto* first = static_cast<const uint8_t*>(data);
-  tensors_.push_back({std::move(name), dtype, std::move(dims), size, std::vector<uint8_t>(first, first + bytes), {}});
+  tensors_.push_back(
+      {std::move(name), dtype, std::move(dims), size, std::vector<uint8_t>(first, first + bytes), {}});
 }
 
 void Writer::add_tensor(std::string name, DType dtype, std::vector<int64_t> dims,

@@ -4,7 +4,8 @@
 
 namespace metallic {
 
-KVCache::KVCache(const std::shared_ptr<Context>& context, const ModelConfig& config, int64_t capacity, DType dtype)
+KVCache::KVCache(const std::shared_ptr<Context>& context, const ModelConfig& config, int64_t capacity,
+                 DType dtype)
     : capacity_(capacity), dtype_(dtype) {
   check(capacity > 0, ErrorCode::InvalidArgument, "kv cache: capacity must be positive, got ", capacity);
   check(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16, ErrorCode::NotSupported,

@@ -57,11 +57,12 @@ class WeightLoader {
           Dims(std::span<const int64_t>(want)).to_string());
     if (dims.size() == 2)
       check(is_matmul_type(info->dtype), ErrorCode::NotSupported, "model: tensor '", name, "' has type ",
-            metallic::name(info->dtype), ", which the matmul kernels do not support (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
+            metallic::name(info->dtype),
+            ", which the matmul kernels do not support (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
     // Host view of the mapped bytes, kept alive by the file.
     auto buffer = Buffer::wrap(host_, const_cast<uint8_t*>(info->data), info->bytes, file_);
-    Tensor host(buffer, 0, Dims(std::span<const int64_t>(dims)), contiguous_strides(Dims(std::span<const int64_t>(dims))),
-                info->dtype);
+    Tensor host(buffer, 0, Dims(std::span<const int64_t>(dims)),
+                contiguous_strides(Dims(std::span<const int64_t>(dims))), info->dtype);
     Tensor t = context_->device().is_cpu() ? host : host.to(context_);
     // Norm gains and biases are computed in f32 whatever their storage type.
     if (dims.size() == 1 && t.dtype() != DType::F32) {
@@ -93,8 +94,8 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::shared_pt
   return load(std::make_shared<const gguf::File>(gguf::File::open(path)), context, progress);
 }
 
-std::shared_ptr<Model> Model::load(std::shared_ptr<const gguf::File> file, const std::shared_ptr<Context>& context,
-                                   const LoadProgress& progress) {
+std::shared_ptr<Model> Model::load(std::shared_ptr<const gguf::File> file,
+                                   const std::shared_ptr<Context>& context, const LoadProgress& progress) {
   check(context != nullptr, ErrorCode::InvalidArgument, "model: null context");
   std::shared_ptr<Model> m(new Model());
   m->file_ = file;
@@ -139,7 +140,9 @@ KVCache Model::make_cache(int64_t capacity) const {
   return make_cache(capacity, context_->device().is_cuda() ? DType::F16 : DType::F32);
 }
 
-KVCache Model::make_cache(int64_t capacity, DType dtype) const { return KVCache(context_, config_, capacity, dtype); }
+KVCache Model::make_cache(int64_t capacity, DType dtype) const {
+  return KVCache(context_, config_, capacity, dtype);
+}
 
 Tensor Model::embed(std::span<const int32_t> ids) const {
   const auto n = static_cast<int64_t>(ids.size());

@@ -20,11 +20,11 @@ int32_t argmax(std::span<const float> logits) {
 }
 
 Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_(options.seed) {
-  check(std::isfinite(options.temperature) && options.top_p > 0 && options.min_p < 1 && options.repeat_penalty > 0 &&
-            options.penalty_window >= 0,
-        ErrorCode::InvalidArgument, "sampler: invalid settings (temperature ", options.temperature, ", top_p ",
-        options.top_p, ", min_p ", options.min_p, ", repeat_penalty ", options.repeat_penalty, ", window ",
-        options.penalty_window, ")");
+  check(std::isfinite(options.temperature) && options.top_p > 0 && options.min_p < 1 &&
+            options.repeat_penalty > 0 && options.penalty_window >= 0,
+        ErrorCode::InvalidArgument, "sampler: invalid settings (temperature ", options.temperature,
+        ", top_p ", options.top_p, ", min_p ", options.min_p, ", repeat_penalty ", options.repeat_penalty,
+        ", window ", options.penalty_window, ")");
 }
 
 void Sampler::accept(int32_t token) {
@@ -58,9 +58,11 @@ int32_t Sampler::sample(std::span<const float> logits) {
     for (float& v : z)
       if (std::isnan(v)) v = -INFINITY;
     const size_t k = o.top_k > 0 ? std::min<size_t>(static_cast<size_t>(o.top_k), ids.size()) : ids.size();
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), [&](int32_t a, int32_t b) {
-      return z[static_cast<size_t>(a)] > z[static_cast<size_t>(b)] || (z[static_cast<size_t>(a)] == z[static_cast<size_t>(b)] && a < b);
-    });
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+                      [&](int32_t a, int32_t b) {
+                        return z[static_cast<size_t>(a)] > z[static_cast<size_t>(b)] ||
+                               (z[static_cast<size_t>(a)] == z[static_cast<size_t>(b)] && a < b);
+                      });
     ids.resize(k);
     check(std::isfinite(z[static_cast<size_t>(ids[0])]), ErrorCode::InvalidArgument,
           "sampler: no finite logit to sample from");
@@ -68,7 +70,8 @@ int32_t Sampler::sample(std::span<const float> logits) {
     const float top = z[static_cast<size_t>(ids[0])];
     std::vector<double> p(k);
     double sum = 0;
-    for (size_t i = 0; i < k; ++i) sum += p[i] = std::exp(static_cast<double>(z[static_cast<size_t>(ids[i])] - top));
+    for (size_t i = 0; i < k; ++i)
+      sum += p[i] = std::exp(static_cast<double>(z[static_cast<size_t>(ids[i])] - top));
     size_t keep = k;
     if (o.top_p < 1) {
       double cum = 0;

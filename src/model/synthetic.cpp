@@ -34,7 +34,8 @@ std::function<void(uint8_t*)> random_matrix(DType dtype, int64_t rows, int64_t c
     for (int64_t t = 0; t < threads; ++t) {
       const int64_t begin = t * per, end = std::min(rows, begin + per);
       if (begin >= end) break;
-      pool.emplace_back(produce_rows, dtype, cols, begin, end, seed, out + begin * storage_bytes(dtype, cols));
+      pool.emplace_back(produce_rows, dtype, cols, begin, end, seed,
+                        out + begin * storage_bytes(dtype, cols));
     }
     for (std::thread& th : pool) th.join();
   };
@@ -61,7 +62,8 @@ SyntheticSpec SyntheticSpec::preset(std::string_view name) {
     s.architecture = "qwen2", s.layers = 28, s.embd = 3584, s.heads = 28, s.kv_heads = 4, s.ff = 18944;
     s.vocab = 152064, s.context = 32768, s.rope_theta = 1e6f;
   } else if (name == "llama3-8b") {
-    s.layers = 32, s.embd = 4096, s.heads = 32, s.kv_heads = 8, s.ff = 14336, s.vocab = 128256, s.context = 8192;
+    s.layers = 32, s.embd = 4096, s.heads = 32, s.kv_heads = 8, s.ff = 14336, s.vocab = 128256,
+    s.context = 8192;
     s.rope_theta = 500000.0f;
   } else {
     fail(ErrorCode::InvalidArgument, "synthetic model: unknown preset '", name, "'");
@@ -77,7 +79,8 @@ WeightTypeFn uniform_weight_type(DType dtype) {
   return [dtype](const std::string&) { return dtype; };
 }
 
-void add_synthetic_model(gguf::Writer& w, const SyntheticSpec& s, const WeightTypeFn& type_of, uint64_t seed) {
+void add_synthetic_model(gguf::Writer& w, const SyntheticSpec& s, const WeightTypeFn& type_of,
+                         uint64_t seed) {
   check(s.architecture == "llama" || s.architecture == "qwen2", ErrorCode::InvalidArgument,
         "synthetic model: architecture '", s.architecture, "'");
   check(s.heads > 0 && s.kv_heads > 0 && s.embd % s.heads == 0 && s.heads % s.kv_heads == 0 && s.vocab >= 259,

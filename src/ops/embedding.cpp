@@ -24,8 +24,8 @@ Shape embedding_shape(const Tensor& table, const Tensor& ids) {
         table.shape().to_string());
   if (is_quantized(table.dtype())) {
     const int64_t d = table.dim(1), block = info(table.dtype()).block_size;
-    check(d % block == 0, ErrorCode::InvalidArgument, "embedding: D=", d, " is not a multiple of the block size ",
-          block);
+    check(d % block == 0, ErrorCode::InvalidArgument, "embedding: D=", d,
+          " is not a multiple of the block size ", block);
     check(table.stride(1) == 1, ErrorCode::InvalidArgument, "embedding: a ", name(table.dtype()),
           " table must have dense rows");
   }
@@ -47,7 +47,8 @@ void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   const int64_t t = ids.numel(), d = table.dim(1);
   const Tensor ids1 = ids.contiguous().reshape({t});
   const bool direct = out.is_contiguous();
-  const Tensor y = direct ? out.reshape({t, d}) : Tensor::empty(out.context(), {t, d}, out.dtype(), Storage::Pool);
+  const Tensor y =
+      direct ? out.reshape({t, d}) : Tensor::empty(out.context(), {t, d}, out.dtype(), Storage::Pool);
   MTL_DISPATCH(out.device(), embedding, table, ids1, y);
   if (!direct) copy(y.reshape(shape), out);
 }

@@ -29,13 +29,13 @@ MatmulShapes matmul_shapes(const Tensor& a_in, const Tensor& b_in, const MatmulO
   ops::require_same_device(a_in, b_in, "matmul");
   require_float(a_in, "matmul", "a");
   ops::require_same_dtype(a_in, b_in, "matmul");
-  check(a_in.rank() >= 2 && b_in.rank() >= 2, ErrorCode::ShapeMismatch, "matmul: operands need rank >= 2, got ",
-        a_in.shape().to_string(), " and ", b_in.shape().to_string());
+  check(a_in.rank() >= 2 && b_in.rank() >= 2, ErrorCode::ShapeMismatch,
+        "matmul: operands need rank >= 2, got ", a_in.shape().to_string(), " and ", b_in.shape().to_string());
   const Tensor a = o.transpose_a ? a_in.transpose(-1, -2) : a_in;
   const Tensor b = o.transpose_b ? b_in.transpose(-1, -2) : b_in;
   const int64_t m = a.dim(-2), k = a.dim(-1), kb = b.dim(-2), n = b.dim(-1);
-  check(k == kb, ErrorCode::ShapeMismatch, "matmul: inner dimensions differ (a ", a.shape().to_string(), " gives K=", k,
-        ", b ", b.shape().to_string(), " gives K=", kb, ")");
+  check(k == kb, ErrorCode::ShapeMismatch, "matmul: inner dimensions differ (a ", a.shape().to_string(),
+        " gives K=", k, ", b ", b.shape().to_string(), " gives K=", kb, ")");
   Shape ba, bb;
   for (int d = 0; d < a.rank() - 2; ++d) ba.push_back(a.dim(d));
   for (int d = 0; d < b.rank() - 2; ++d) bb.push_back(b.dim(d));
@@ -99,7 +99,8 @@ Shape linear_shape(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     check(k % block == 0, ErrorCode::InvalidArgument, "linear: K=", k, " is not a multiple of ", name(wt),
           "'s block size ", block);
     check(weight.stride(1) == 1 && (n == 1 || weight.stride(0) == k), ErrorCode::InvalidArgument,
-          "linear: a ", name(wt), " weight must have dense rows (strides ", weight.strides().to_string(), ")");
+          "linear: a ", name(wt), " weight must have dense rows (strides ", weight.strides().to_string(),
+          ")");
   } else {
     require_float(weight, "linear", "weight");
   }
@@ -134,7 +135,8 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
   // The kernels take x as [M, K] with unit inner stride and out as dense [M, N].
   const Tensor x2 = x.contiguous().reshape({m, k});
   const bool direct = out.is_contiguous();
-  const Tensor y = direct ? out.reshape({m, n}) : Tensor::empty(out.context(), {m, n}, out.dtype(), Storage::Pool);
+  const Tensor y =
+      direct ? out.reshape({m, n}) : Tensor::empty(out.context(), {m, n}, out.dtype(), Storage::Pool);
   MTL_DISPATCH(out.device(), linear, x2, weight, bias, y);
   if (!direct) copy(y.reshape(shape), out);
 }

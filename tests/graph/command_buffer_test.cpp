@@ -70,7 +70,8 @@ TEST_P(CommandBufferTest, RecordingRules) {
   const Tensor t = zeros(ctx, {2});
   cb.record("fill", [t] { fill(t, 1.0); });
   cb.capture();
-  if (cb.captured()) EXPECT_METALLIC_ERROR(cb.record("late", [t] { fill(t, 2.0); }), ErrorCode::InvalidArgument);
+  if (cb.captured())
+    EXPECT_METALLIC_ERROR(cb.record("late", [t] { fill(t, 2.0); }), ErrorCode::InvalidArgument);
   cb.clear();
   EXPECT_EQ(cb.size(), 0u);
   EXPECT_FALSE(cb.captured());

@@ -19,8 +19,9 @@ const std::vector<ChatMessage> kConversation = {
 
 TEST(ChatTemplate, ChatMLWithTheTemplatesDefaultSystem) {
   const ChatTemplate t = ChatTemplate::from_gguf(
-      file_with_template("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}"
-                         "{% if loop.first and message['role'] != 'system' %}You are a helpful assistant.{% endif %}"),
+      file_with_template(
+          "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}"
+          "{% if loop.first and message['role'] != 'system' %}You are a helpful assistant.{% endif %}"),
       Architecture::Qwen2);
   EXPECT_EQ(t.style, ChatStyle::ChatML);
   EXPECT_EQ(t.render(kConversation, true),
@@ -28,16 +29,19 @@ TEST(ChatTemplate, ChatMLWithTheTemplatesDefaultSystem) {
             "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nTell me a joke<|im_end|>\n"
             "<|im_start|>assistant\n");
   const std::vector<ChatMessage> with_system = {{"system", "Be brief."}, {"user", "Hi"}};
-  EXPECT_EQ(t.render(with_system, false), "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+  EXPECT_EQ(t.render(with_system, false),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
 }
 
 TEST(ChatTemplate, Llama3) {
   const ChatTemplate t = ChatTemplate::from_gguf(
-      file_with_template("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}"), Architecture::Llama);
+      file_with_template("{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}"),
+      Architecture::Llama);
   EXPECT_EQ(t.style, ChatStyle::Llama3);
-  EXPECT_EQ(t.render(std::vector<ChatMessage>{{"system", "S"}, {"user", "Hi"}}, true),
-            "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
-            "Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(
+      t.render(std::vector<ChatMessage>{{"system", "S"}, {"user", "Hi"}}, true),
+      "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+      "Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
   EXPECT_EQ(t.end_of_turn_tokens().front(), "<|eot_id|>");
 }
 

@@ -39,10 +39,13 @@ TEST_P(Generation, GreedyMatchesTheReferenceAndStreamsItsText) {
   const auto prompt = reference["prompt"].get<std::vector<int32_t>>();
   std::string streamed;
   GenerationStats stats;
-  const auto ids = session.generate(prompt, greedy(64), [&](std::string_view t) {
-    streamed += t;
-    return true;
-  }, &stats);
+  const auto ids = session.generate(
+      prompt, greedy(64),
+      [&](std::string_view t) {
+        streamed += t;
+        return true;
+      },
+      &stats);
   EXPECT_EQ(ids, reference["greedy"].get<std::vector<int32_t>>());
   EXPECT_EQ(streamed, tokenizer->decode(ids));
   EXPECT_EQ(stats.prompt_tokens, static_cast<int64_t>(prompt.size()));
@@ -72,10 +75,13 @@ TEST_P(Generation, StopStringsEndTheTextBeforeThem) {
   o.stop_strings = {stop};
   std::string streamed;
   GenerationStats stats;
-  session.generate(reference["prompt"].get<std::vector<int32_t>>(), o, [&](std::string_view t) {
-    streamed += t;
-    return true;
-  }, &stats);
+  session.generate(
+      reference["prompt"].get<std::vector<int32_t>>(), o,
+      [&](std::string_view t) {
+        streamed += t;
+        return true;
+      },
+      &stats);
   EXPECT_EQ(stats.stop_reason, "stop string");
   EXPECT_EQ(streamed, full.substr(0, full.find(stop)));
 }

@@ -86,7 +86,8 @@ void check_qwen2(const std::shared_ptr<Context>& ctx, const std::string& name, d
     const auto split = std::mismatch(got.begin(), got.end(), want.begin()).first - got.begin();
     if (split < static_cast<ptrdiff_t>(want.size())) {
       EXPECT_TRUE(margins[static_cast<size_t>(split)] < near_tie_margin)
-          << name << ": greedy step " << split << " differs with reference margin " << margins[static_cast<size_t>(split)];
+          << name << ": greedy step " << split << " differs with reference margin "
+          << margins[static_cast<size_t>(split)];
     }
   }
 }
@@ -103,7 +104,8 @@ TEST_P(ModelReference, Qwen2TinyQ8_0EveryPosition) {
 }
 
 TEST_P(ModelReference, HalfPrecisionCacheStaysClose) {
-  const auto model = Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx);
+  const auto model =
+      Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx);
   const nlohmann::json ref = read_json("models/qwen2-tiny/qwen2-tiny-tied-f32.reference.json");
   const auto& c = ref["cases"][2];
   const auto prompt = c["prompt"].get<std::vector<int32_t>>();
@@ -123,12 +125,14 @@ TEST_P(ModelReference, BadInputsAreErrors) {
   EXPECT_METALLIC_ERROR(model->forward(five, cache), ErrorCode::InvalidArgument);  // context overflow
   EXPECT_EQ(cache.size(), 0);
   EXPECT_METALLIC_ERROR(Model::load("/nonexistent.gguf", ctx), ErrorCode::Io);
-  EXPECT_METALLIC_ERROR(Model::load(test::shared_path("tokenizers/gpt2-bpe/gpt2-bpe.vocab.gguf").string(), ctx),
-                        ErrorCode::NotSupported);
+  EXPECT_METALLIC_ERROR(
+      Model::load(test::shared_path("tokenizers/gpt2-bpe/gpt2-bpe.vocab.gguf").string(), ctx),
+      ErrorCode::NotSupported);
 }
 
 // Rewrites stories260K without one tensor, or with one metadata value replaced.
-std::shared_ptr<const gguf::File> edited(const std::string& drop_tensor, const std::string& key, gguf::Value value) {
+std::shared_ptr<const gguf::File> edited(const std::string& drop_tensor, const std::string& key,
+                                         gguf::Value value) {
   const gguf::File original = gguf::File::open(test::shared_path("models/stories260K.gguf").string());
   gguf::Writer w;
   for (const gguf::KeyValue& kv : original.metadata()) w.add(kv.key, kv.key == key ? value : kv.value);
@@ -139,8 +143,10 @@ std::shared_ptr<const gguf::File> edited(const std::string& drop_tensor, const s
 
 TEST_P(ModelReference, InconsistentFilesAreFormatErrors) {
   EXPECT_METALLIC_ERROR(Model::load(edited("blk.3.ffn_up.weight", "", {}), ctx), ErrorCode::Format);
-  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.attention.head_count_kv", uint32_t{3}), ctx), ErrorCode::Format);
-  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.embedding_length", uint32_t{32}), ctx), ErrorCode::Format);
+  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.attention.head_count_kv", uint32_t{3}), ctx),
+                        ErrorCode::Format);
+  EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.embedding_length", uint32_t{32}), ctx),
+                        ErrorCode::Format);
   EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.vocab_size", uint32_t{500}), ctx), ErrorCode::Format);
   EXPECT_METALLIC_ERROR(Model::load(edited("", "llama.block_count", uint32_t{6}), ctx), ErrorCode::Format);
 }

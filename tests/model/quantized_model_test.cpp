@@ -22,9 +22,9 @@ SyntheticSpec small_spec(const std::string& architecture) {
 
 DType mixed_type(const std::string& tensor) {
   static const std::vector<std::pair<std::string, DType>> kTypes = {
-      {"attn_q", DType::F16},  {"attn_k", DType::BF16},     {"attn_v", DType::Q8_0},   {"attn_output", DType::Q4_0},
-      {"ffn_gate", DType::Q4_K}, {"ffn_up", DType::Q6_K},   {"ffn_down", DType::Q8_0}, {"token_embd", DType::Q6_K},
-      {"output", DType::Q4_K}};
+      {"attn_q", DType::F16},       {"attn_k", DType::BF16},     {"attn_v", DType::Q8_0},
+      {"attn_output", DType::Q4_0}, {"ffn_gate", DType::Q4_K},   {"ffn_up", DType::Q6_K},
+      {"ffn_down", DType::Q8_0},    {"token_embd", DType::Q6_K}, {"output", DType::Q4_K}};
   for (const auto& [part, type] : kTypes)
     if (tensor.find(part) != std::string::npos) return type;
   return DType::F32;
@@ -46,7 +46,9 @@ class QuantizedModel : public test::BackendTest {};
 
 // On CUDA, prompts of more than 8 tokens against non-f32 weights run the GEMMs in f16 on the tensor cores
 // (activations rounded to f16 once per matmul); one token takes the exact f32 GEMV.
-double tolerance(const Context& ctx, size_t tokens) { return ctx.device().is_cuda() && tokens > 8 ? 5e-3 : 1e-4; }
+double tolerance(const Context& ctx, size_t tokens) {
+  return ctx.device().is_cuda() && tokens > 8 ? 5e-3 : 1e-4;
+}
 
 void compare(const std::shared_ptr<Context>& ctx, const std::string& architecture) {
   const auto mixed = synthetic_model(small_spec(architecture), mixed_type, 5);

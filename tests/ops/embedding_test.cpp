@@ -48,12 +48,15 @@ TEST_P(Embedding, GathersRows) {
 
 INSTANTIATE_TEST_SUITE_P(Cpu, Embedding,
                          ::testing::Values(Param{Device::cpu(), DType::F32}, Param{Device::cpu(), DType::F16},
-                                           Param{Device::cpu(), DType::BF16}, Param{Device::cpu(), DType::Q8_0},
+                                           Param{Device::cpu(), DType::BF16},
+                                           Param{Device::cpu(), DType::Q8_0},
                                            Param{Device::cpu(), DType::Q4_0}),
                          [](const auto& p) { return std::string(name(p.param.table)); });
 INSTANTIATE_TEST_SUITE_P(Cuda, Embedding,
-                         ::testing::Values(Param{Device::cuda(), DType::F32}, Param{Device::cuda(), DType::F16},
-                                           Param{Device::cuda(), DType::BF16}, Param{Device::cuda(), DType::Q8_0},
+                         ::testing::Values(Param{Device::cuda(), DType::F32},
+                                           Param{Device::cuda(), DType::F16},
+                                           Param{Device::cuda(), DType::BF16},
+                                           Param{Device::cuda(), DType::Q8_0},
                                            Param{Device::cuda(), DType::Q4_0}),
                          [](const auto& p) { return std::string(name(p.param.table)); });
 

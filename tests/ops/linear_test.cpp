@@ -73,7 +73,10 @@ class Linear : public ::testing::TestWithParam<Param> {
     // f32 x against non-f32 W above 8 rows runs the CUDA GEMM in f16: x, W and the result are rounded to f16
     // (observed up to 6.8e-3 of the floor at K=512).
     const bool f16_gemm = dev.is_cuda() && xt == DType::F32 && wt != DType::F32 && m > 8;
-    const double t = xt == DType::BF16 ? (m > 8 ? 6e-2 : 3e-2) : f16_gemm ? 1e-2 : xt == DType::F16 ? 5e-3 : 1e-4;
+    const double t = xt == DType::BF16  ? (m > 8 ? 6e-2 : 3e-2)
+                     : f16_gemm         ? 1e-2
+                     : xt == DType::F16 ? 5e-3
+                                        : 1e-4;
     EXPECT_LE(test::max_rel_error(y.to_vector<float>(), want, 1.0), t)
         << "m=" << m << " k=" << k << " n=" << n << " weight " << name(wt);
   }

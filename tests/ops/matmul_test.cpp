@@ -96,7 +96,8 @@ class Matmul : public ::testing::TestWithParam<Param> {
     matmul(a, b, out, o);
     const auto want = reference(host(a), sa, host(b), sb, out0, so, o);
     EXPECT_LE(test::max_rel_error(host(out), want), tol(dt))
-        << "a " << sa.to_string() << " b " << sb.to_string() << " ta " << o.transpose_a << " tb " << o.transpose_b;
+        << "a " << sa.to_string() << " b " << sb.to_string() << " ta " << o.transpose_a << " tb "
+        << o.transpose_b;
   }
   std::shared_ptr<Context> ctx;
   DType dt = DType::F32;
@@ -182,7 +183,8 @@ INSTANTIATE_TEST_SUITE_P(Cpu, Matmul,
                                            Param{Device::cpu(), DType::BF16}),
                          param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, Matmul,
-                         ::testing::Values(Param{Device::cuda(), DType::F32}, Param{Device::cuda(), DType::F16},
+                         ::testing::Values(Param{Device::cuda(), DType::F32},
+                                           Param{Device::cuda(), DType::F16},
                                            Param{Device::cuda(), DType::BF16}),
                          param_name);
 

@@ -23,7 +23,10 @@ class Cli : public ::testing::Test {
   static std::string stories() { return test::shared_path("models/stories260K.gguf").string(); }
   static std::string ids_text(const std::vector<int32_t>& ids) {
     std::string s;
-    for (int32_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
+    for (int32_t id : ids) {
+      if (!s.empty()) s += ' ';
+      s += std::to_string(id);
+    }
     return s;
   }
   nlohmann::json reference;
@@ -31,15 +34,16 @@ class Cli : public ::testing::Test {
 
 TEST_F(Cli, RunPrintsGreedyIds) {
   const auto r = run_tool({"run", "-m", stories(), "--device", "cpu", "--prompt-ids",
-                           ids_text(reference["prompt"].get<std::vector<int32_t>>()), "-n", "64", "--temp", "0",
-                           "--ignore-eos", "--print-ids"});
+                           ids_text(reference["prompt"].get<std::vector<int32_t>>()), "-n", "64", "--temp",
+                           "0", "--ignore-eos", "--print-ids"});
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(last_line(r.out)).get<std::vector<int32_t>>(),
             reference["greedy"].get<std::vector<int32_t>>());
 }
 
 TEST_F(Cli, RunStreamsTextAndReportsStats) {
-  const std::vector<std::string> args = {"run", "-m", stories(), "--device", "cpu", "-p", "Once", "-n", "8", "--seed", "5"};
+  const std::vector<std::string> args = {"run",  "-m", stories(), "--device", "cpu", "-p",
+                                         "Once", "-n", "8",       "--seed",   "5"};
   const auto text = run_tool(args);
   ASSERT_EQ(text.status, 0);
   EXPECT_EQ(text.out.rfind("Once", 0), 0u) << text.out;

@@ -19,19 +19,19 @@ namespace metallic {
 /// What to generate and when to stop.
 struct GenerationOptions {
   int64_t max_tokens = 128;
-  bool ignore_eos = false;                 ///< keep going past end-of-sequence / end-of-turn tokens
-  std::vector<int32_t> stop_tokens;        ///< extra ids that end generation (EOS and EOT are implied)
-  std::vector<std::string> stop_strings;   ///< generation ends before the first occurrence of any
+  bool ignore_eos = false;                ///< keep going past end-of-sequence / end-of-turn tokens
+  std::vector<int32_t> stop_tokens;       ///< extra ids that end generation (EOS and EOT are implied)
+  std::vector<std::string> stop_strings;  ///< generation ends before the first occurrence of any
   SamplerOptions sampler;
 };
 
 /// Timings and counts of one generate() call.
 struct GenerationStats {
-  int64_t prompt_tokens = 0;     ///< tokens actually evaluated for the prompt (after cache reuse)
+  int64_t prompt_tokens = 0;  ///< tokens actually evaluated for the prompt (after cache reuse)
   int64_t generated_tokens = 0;
   double prompt_seconds = 0;
   double decode_seconds = 0;
-  std::string stop_reason;       ///< "length", "eos" (an end or stop token), "stop string" or "callback"
+  std::string stop_reason;  ///< "length", "eos" (an end or stop token), "stop string" or "callback"
 };
 
 /// Receives each piece of text as it becomes final; return false to stop.

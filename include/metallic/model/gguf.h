@@ -200,7 +200,8 @@ class Writer {
   void add_tensor(std::string name, DType dtype, std::vector<int64_t> dims, const void* data, size_t bytes);
   /// Appends a tensor whose bytes `produce` writes (exactly the size the dtype and dims call for) when the
   /// file is written, so that large files never sit in memory whole.
-  void add_tensor(std::string name, DType dtype, std::vector<int64_t> dims, std::function<void(uint8_t* out)> produce);
+  void add_tensor(std::string name, DType dtype, std::vector<int64_t> dims,
+                  std::function<void(uint8_t* out)> produce);
 
   /// The complete file image.
   std::vector<uint8_t> to_bytes() const;
@@ -213,8 +214,8 @@ class Writer {
     DType dtype;
     std::vector<int64_t> dims;
     uint64_t size;
-    std::vector<uint8_t> data;                  // owned bytes, or
-    std::function<void(uint8_t*)> produce;      // bytes made on demand
+    std::vector<uint8_t> data;              // owned bytes, or
+    std::function<void(uint8_t*)> produce;  // bytes made on demand
   };
   uint64_t alignment() const;
   uint64_t checked_size(const std::string& name, DType dtype, const std::vector<int64_t>& dims) const;

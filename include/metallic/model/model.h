@@ -32,7 +32,8 @@ class Model {
   static std::shared_ptr<Model> load(const std::string& path, const std::shared_ptr<Context>& context,
                                      const LoadProgress& progress = {});
   /// Loads an already parsed file (kept alive by the model).
-  static std::shared_ptr<Model> load(std::shared_ptr<const gguf::File> file, const std::shared_ptr<Context>& context,
+  static std::shared_ptr<Model> load(std::shared_ptr<const gguf::File> file,
+                                     const std::shared_ptr<Context>& context,
                                      const LoadProgress& progress = {});
 
   const ModelConfig& config() const { return config_; }

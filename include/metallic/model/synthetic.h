@@ -36,8 +36,10 @@ using WeightTypeFn = std::function<DType(const std::string& tensor)>;
 WeightTypeFn uniform_weight_type(DType dtype);
 
 /// Adds metadata (hyperparameters and a placeholder SentencePiece vocabulary of byte tokens) and random
-/// tensors (uniform with standard deviation 0.02, quantized on the CPU; produced lazily while writing) to `writer`.
-void add_synthetic_model(gguf::Writer& writer, const SyntheticSpec& spec, const WeightTypeFn& type_of, uint64_t seed);
+/// tensors (uniform with standard deviation 0.02, quantized on the CPU; produced lazily while writing) to
+/// `writer`.
+void add_synthetic_model(gguf::Writer& writer, const SyntheticSpec& spec, const WeightTypeFn& type_of,
+                         uint64_t seed);
 
 /// A small synthetic model parsed from memory (the built-in model when `spec` is the "builtin" preset).
 std::shared_ptr<const gguf::File> synthetic_model(const SyntheticSpec& spec, const WeightTypeFn& type_of,

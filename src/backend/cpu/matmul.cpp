@@ -1,5 +1,7 @@
 // CPU matrix products through OpenBLAS. Half types are converted to f32 scratch (exact) and back; f32
 // operands are passed in place whenever one of their inner strides is 1, otherwise packed.
+#include "backend/matmul.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <vector>
 
 #include "backend/cpu/strided.h"
-#include "backend/matmul.h"
 #include "backend/scalar.h"
 #include "metallic/model/quant.h"
 
@@ -100,8 +101,8 @@ void matmul_typed(const Tensor& a, const Tensor& b, const Tensor& out, float alp
       ldo = n;
     }
     cblas_sgemm(CblasRowMajor, va.trans, vb.trans, static_cast<blasint>(m), static_cast<blasint>(n),
-                static_cast<blasint>(k), alpha, fa, static_cast<blasint>(va.ld), fb, static_cast<blasint>(vb.ld),
-                beta, fo, static_cast<blasint>(ldo));
+                static_cast<blasint>(k), alpha, fa, static_cast<blasint>(va.ld), fb,
+                static_cast<blasint>(vb.ld), beta, fo, static_cast<blasint>(ldo));
     if (!out_direct)
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) mo[i * ors + j * ocs] = backend::store<T>(fo[i * n + j]);
@@ -147,18 +148,20 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
     using T = decltype(tag);
     const T* p = x.data_as<T>();
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < k; ++j) xf[static_cast<size_t>(i * k + j)] = static_cast<float>(p[i * x.stride(0) + j]);
+      for (int64_t j = 0; j < k; ++j)
+        xf[static_cast<size_t>(i * k + j)] = static_cast<float>(p[i * x.stride(0) + j]);
   });
   std::vector<float> yf(static_cast<size_t>(m * n));
   // Weight rows dequantized in chunks of at most ~8 MiB of f32; exact f32 products on the decoded values.
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{8} << 20) / 4 / std::max<int64_t>(k, 1)));
+  const int64_t chunk =
+      std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{8} << 20) / 4 / std::max<int64_t>(k, 1)));
   std::vector<float> wf(static_cast<size_t>(chunk * k));
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
     weight_rows_f32(weight, r0, rows, wf.data());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(rows),
-                static_cast<blasint>(k), 1.f, xf.data(), static_cast<blasint>(k), wf.data(), static_cast<blasint>(k),
-                0.f, yf.data() + r0, static_cast<blasint>(n));
+                static_cast<blasint>(k), 1.f, xf.data(), static_cast<blasint>(k), wf.data(),
+                static_cast<blasint>(k), 0.f, yf.data() + r0, static_cast<blasint>(n));
   }
   if (bias.defined()) {
     std::vector<float> bf(static_cast<size_t>(n));

@@ -104,16 +104,19 @@ std::shared_ptr<LtPlan> lt_plan(const Context& ctx, const LtKey& key) {
     const cudaDataType_t t = static_cast<cudaDataType_t>(key.dtype);
     // f32 stays f32: CUBLAS_COMPUTE_32F never rounds inputs to TF32.
     MTL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t ta = static_cast<cublasOperation_t>(key.op_a), tb = static_cast<cublasOperation_t>(key.op_b);
+    const cublasOperation_t ta = static_cast<cublasOperation_t>(key.op_a),
+                            tb = static_cast<cublasOperation_t>(key.op_b);
     MTL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     MTL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
     auto layout = [&](cublasLtMatrixLayout_t* l, int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
-      MTL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(l, t, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+      MTL_CUBLAS_CHECK(
+          cublasLtMatrixLayoutCreate(l, t, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
       if (key.batch > 1) {
         const int32_t count = static_cast<int32_t>(key.batch);
-        MTL_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
         MTL_CUBLAS_CHECK(
-            cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+            cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+        MTL_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                          &stride, sizeof stride));
       }
     };
     layout(&plan->a, key.a_rows, key.a_cols, key.lda, key.stride_a);
@@ -123,19 +126,23 @@ std::shared_ptr<LtPlan> lt_plan(const Context& ctx, const LtKey& key) {
     MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws_bytes = 0;
     lt_workspace(ctx, &ws_bytes);
-    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
-                                                          sizeof ws_bytes));
+    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                          &ws_bytes, sizeof ws_bytes));
     const uint32_t al_a = static_cast<uint32_t>(key.align_a), al_b = static_cast<uint32_t>(key.align_b),
                    al_c = static_cast<uint32_t>(key.align_c);
-    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
-    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
-    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
-    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
+    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                          &al_a, sizeof al_a));
+    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                          &al_b, sizeof al_b));
+    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                          &al_c, sizeof al_c));
+    MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                          &al_c, sizeof al_c));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(ctx.native().blas_lt), plan->desc, plan->a,
-                                       plan->b, plan->c, plan->c, pref, 1, &result, &found);
+        cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(ctx.native().blas_lt), plan->desc,
+                                       plan->a, plan->b, plan->c, plan->c, pref, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     MTL_CUBLAS_CHECK(st);
     check(found > 0, ErrorCode::NotSupported, "matmul: cuBLASLt has no algorithm for m=", key.m, " n=", key.n,
@@ -145,12 +152,13 @@ std::shared_ptr<LtPlan> lt_plan(const Context& ctx, const LtKey& key) {
   });
 }
 
-void lt_run(const Context& ctx, const LtPlan& plan, const void* a, const void* b, void* c, float alpha, float beta,
-            cudaStream_t stream) {
+void lt_run(const Context& ctx, const LtPlan& plan, const void* a, const void* b, void* c, float alpha,
+            float beta, cudaStream_t stream) {
   size_t ws_bytes = 0;
   void* ws = lt_workspace(ctx, &ws_bytes);
-  MTL_CUBLAS_CHECK(cublasLtMatmul(static_cast<cublasLtHandle_t>(ctx.native().blas_lt), plan.desc, &alpha, a, plan.a, b,
-                                  plan.b, &beta, c, plan.c, c, plan.c, &plan.algo, ws, ws_bytes, stream));
+  MTL_CUBLAS_CHECK(cublasLtMatmul(static_cast<cublasLtHandle_t>(ctx.native().blas_lt), plan.desc, &alpha, a,
+                                  plan.a, b, plan.b, &beta, c, plan.c, c, plan.c, &plan.algo, ws, ws_bytes,
+                                  stream));
 }
 
 void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out, float alpha, float beta) {
@@ -167,8 +175,10 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out, float alp
   if (!lt_operand(m, k, a.stride(-2), a.stride(-1), tmp)) a = a.contiguous();
   if (!lt_operand(k, n, b.stride(-2), b.stride(-1), tmp)) b = b.contiguous();
   Tensor o = out;
-  const bool out_row = (out.stride(-1) == 1 || n == 1) && (m == 1 || out.stride(-2) >= n) && (m == 1 || out.stride(-2) > 0);
-  const bool out_col = (out.stride(-2) == 1 || m == 1) && (n == 1 || out.stride(-1) >= m) && (n == 1 || out.stride(-1) > 0);
+  const bool out_row =
+      (out.stride(-1) == 1 || n == 1) && (m == 1 || out.stride(-2) >= n) && (m == 1 || out.stride(-2) > 0);
+  const bool out_col =
+      (out.stride(-2) == 1 || m == 1) && (n == 1 || out.stride(-1) >= m) && (n == 1 || out.stride(-1) > 0);
   if (!out_row && !out_col) {
     o = Tensor::empty(out.context(), out.shape(), out.dtype(), Storage::Pool);
     if (beta != 0.f) metallic::copy(out, o);

@@ -36,8 +36,8 @@ struct LtPlan {
 /// The plan for `key`, from the context's ResourceCache (built by the heuristic on a miss).
 std::shared_ptr<LtPlan> lt_plan(const Context& ctx, const LtKey& key);
 /// D = alpha op(A) op(B) + beta D on `stream` (D is C, in place).
-void lt_run(const Context& ctx, const LtPlan& plan, const void* a, const void* b, void* c, float alpha, float beta,
-            cudaStream_t stream);
+void lt_run(const Context& ctx, const LtPlan& plan, const void* a, const void* b, void* c, float alpha,
+            float beta, cudaStream_t stream);
 /// The context's cuBLASLt workspace (allocated once, kept in the ResourceCache).
 void* lt_workspace(const Context& ctx, size_t* bytes);
 
