@@ -14,6 +14,7 @@
 
 #include "metallic/core/context.h"
 #include "metallic/core/device.h"
+#include "metallic/core/dtype.h"
 #include "metallic/core/error.h"
 
 namespace metallic {
@@ -41,6 +42,22 @@ class BackendTest : public ::testing::TestWithParam<Device> {
   }
   std::shared_ptr<Context> ctx;
 };
+
+/// A backend and an element type: the parameter of tests that run per device and dtype.
+struct DTypeCase {
+  Device device;
+  DType dtype;
+};
+
+/// Test-name suffix of a DTypeCase: the dtype's name.
+inline std::string dtype_case_name(const ::testing::TestParamInfo<DTypeCase>& info) {
+  return std::string(name(info.param.dtype));
+}
+
+/// The f32, f16 and bf16 cases on `device`.
+inline std::vector<DTypeCase> float_cases(Device device) {
+  return {{device, DType::F32}, {device, DType::F16}, {device, DType::BF16}};
+}
 
 /// `n` floats drawn uniformly from [lo, hi) with `seed` (std::mt19937, independent of the library).
 inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {

@@ -12,14 +12,9 @@
 namespace metallic {
 namespace {
 
-struct Case {
-  Device device;
-  DType dtype;
-};
+using Case = test::DTypeCase;
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  return std::string(name(info.param.dtype));
-}
+constexpr auto case_name = test::dtype_case_name;
 
 double tolerance(DType dtype) {
   switch (dtype) {
@@ -182,10 +177,9 @@ TEST_P(Activations, ErrorsNameTheProblem) {
   EXPECT_METALLIC_ERROR(silu(Tensor()), ErrorCode::InvalidArgument);
 }
 
-std::vector<Case> cases(Device d) { return {{d, DType::F32}, {d, DType::F16}, {d, DType::BF16}}; }
-
-INSTANTIATE_TEST_SUITE_P(Cpu, Activations, ::testing::ValuesIn(cases(Device::cpu())), case_name);
-INSTANTIATE_TEST_SUITE_P(Cuda, Activations, ::testing::ValuesIn(cases(Device::cuda())), case_name);
+INSTANTIATE_TEST_SUITE_P(Cpu, Activations, ::testing::ValuesIn(test::float_cases(Device::cpu())), case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, Activations, ::testing::ValuesIn(test::float_cases(Device::cuda())),
+                         case_name);
 
 }  // namespace
 }  // namespace metallic

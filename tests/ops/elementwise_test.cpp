@@ -11,14 +11,9 @@
 namespace metallic {
 namespace {
 
-struct Case {
-  Device device;
-  DType dtype;
-};
+using Case = test::DTypeCase;
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  return std::string(name(info.param.dtype));
-}
+constexpr auto case_name = test::dtype_case_name;
 
 // Relative tolerance of one rounding to `dtype` (the kernels compute in f32 and round once).
 double tolerance(DType dtype) {
@@ -189,13 +184,8 @@ TEST_P(Elementwise, CastsRoundToNearestEven) {
   EXPECT_EQ(cast(cast(x, DType::F32), GetParam().dtype).to_vector<float>(), vx);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cpu, Elementwise,
-                         ::testing::Values(Case{Device::cpu(), DType::F32}, Case{Device::cpu(), DType::F16},
-                                           Case{Device::cpu(), DType::BF16}),
-                         case_name);
-INSTANTIATE_TEST_SUITE_P(Cuda, Elementwise,
-                         ::testing::Values(Case{Device::cuda(), DType::F32}, Case{Device::cuda(), DType::F16},
-                                           Case{Device::cuda(), DType::BF16}),
+INSTANTIATE_TEST_SUITE_P(Cpu, Elementwise, ::testing::ValuesIn(test::float_cases(Device::cpu())), case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, Elementwise, ::testing::ValuesIn(test::float_cases(Device::cuda())),
                          case_name);
 
 }  // namespace

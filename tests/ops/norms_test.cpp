@@ -11,14 +11,9 @@
 namespace metallic {
 namespace {
 
-struct Case {
-  Device device;
-  DType dtype;
-};
+using Case = test::DTypeCase;
 
-std::string case_name(const ::testing::TestParamInfo<Case>& info) {
-  return std::string(name(info.param.dtype));
-}
+constexpr auto case_name = test::dtype_case_name;
 
 // Relative tolerance: one rounding of the output to the dtype plus f32 accumulation.
 double tolerance(DType dtype) {
@@ -235,10 +230,8 @@ TEST_P(Norms, ErrorsNameTheProblem) {
                         ErrorCode::DTypeMismatch);
 }
 
-std::vector<Case> cases(Device d) { return {{d, DType::F32}, {d, DType::F16}, {d, DType::BF16}}; }
-
-INSTANTIATE_TEST_SUITE_P(Cpu, Norms, ::testing::ValuesIn(cases(Device::cpu())), case_name);
-INSTANTIATE_TEST_SUITE_P(Cuda, Norms, ::testing::ValuesIn(cases(Device::cuda())), case_name);
+INSTANTIATE_TEST_SUITE_P(Cpu, Norms, ::testing::ValuesIn(test::float_cases(Device::cpu())), case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, Norms, ::testing::ValuesIn(test::float_cases(Device::cuda())), case_name);
 
 }  // namespace
 }  // namespace metallic
