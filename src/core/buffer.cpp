@@ -39,9 +39,9 @@ std::shared_ptr<Buffer> Buffer::from_pool(const std::shared_ptr<Context>& contex
 }
 
 Buffer::~Buffer() {
-  if (owned_)
-    backend::runtime(context_->device().type)
-        .deallocate(context_->device(), data_, context_->native().stream);
+  if (!owned_) return;
+  backend::runtime(context_->device().type).deallocate(context_->device(), data_, context_->native().stream);
+  context_->track_allocation(-static_cast<int64_t>(size_));
 }
 
 bool Buffer::valid() const { return pool_ == nullptr || pool_->alive(serial_); }

@@ -4,6 +4,7 @@
 
 #include "metallic/core/context.h"
 #include "metallic/core/resource_cache.h"
+#include "metallic/core/tensor.h"
 #include "test_support.h"
 
 namespace metallic {
@@ -30,6 +31,19 @@ TEST(Device, ListsTheCpuFirst) {
 TEST(Device, AbsentDeviceIsAnError) {
   const ErrorCode expected = cuda_built() ? ErrorCode::Device : ErrorCode::NotSupported;
   EXPECT_METALLIC_ERROR(Context::create(Device::cuda(cuda_device_count() + 7)), expected);
+}
+
+TEST(Context, TracksLiveAndPeakMemory) {
+  const auto ctx = Context::create(Device::cpu());
+  {
+    const Tensor a = Tensor::empty(ctx, {1024}, DType::F32);
+    const Tensor b = Tensor::empty(ctx, {512}, DType::F32);
+    EXPECT_EQ(ctx->allocated_bytes(), 6144);
+  }
+  EXPECT_EQ(ctx->allocated_bytes(), 0);
+  const Tensor c = Tensor::empty(ctx, {256}, DType::F32);
+  EXPECT_EQ(ctx->allocated_bytes(), 1024);
+  EXPECT_EQ(ctx->peak_allocated_bytes(), 6144);
 }
 
 TEST(Context, SeveralCoexist) {
