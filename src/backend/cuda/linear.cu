@@ -34,6 +34,22 @@ __global__ void dequant_tile_kernel(const uint8_t* w, int64_t row_bytes, int64_t
   float v[Block::kElements];
   dequantize_block(*blk, v);
   T* o = dst + r * k + b * Block::kElements;
+  if constexpr (sizeof(T) == 2) {
+    // 16-byte stores: a warp's scalar 2-byte stores at a block's stride would each touch 32 sectors.
+    static_assert(Block::kElements % 8 == 0);
+    if ((reinterpret_cast<uintptr_t>(o) & 15) == 0) {
+#pragma unroll 4
+      for (int j = 0; j < Block::kElements; j += 8) {
+        uint32_t w[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+          w[q] = static_cast<uint32_t>(T(v[j + 2 * q]).bits) | static_cast<uint32_t>(T(v[j + 2 * q + 1]).bits)
+                                                                   << 16;
+        *reinterpret_cast<uint4*>(o + j) = make_uint4(w[0], w[1], w[2], w[3]);
+      }
+      return;
+    }
+  }
 #pragma unroll 8
   for (int j = 0; j < Block::kElements; ++j) o[j] = T(v[j]);
 }
