@@ -80,6 +80,32 @@ inline double max_rel_error(const std::vector<float>& got, const std::vector<dou
   return worst;
 }
 
+/// Relative tolerance of a result computed in f32 and stored once in `dtype`.
+inline double dtype_tolerance(DType dtype) {
+  switch (dtype) {
+    case DType::BF16: return 1e-2;
+    case DType::F16: return 2e-3;
+    default: return 1e-5;
+  }
+}
+
+/// max_rel_error (with `floor`) where non-finite references must be matched exactly (NaN by NaN, inf by the
+/// same inf).
+inline double nonfinite_error(const std::vector<float>& got, const std::vector<double>& want,
+                              double floor = 1.0) {
+  std::vector<float> g;
+  std::vector<double> w;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isfinite(want[i])) {
+      g.push_back(got[i]);
+      w.push_back(want[i]);
+    } else if (!(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i])) {
+      return NAN;
+    }
+  }
+  return max_rel_error(g, w, floor);
+}
+
 }  // namespace metallic::test
 
 /// Asserts that `statement` throws metallic::Error with `expected_code`.

@@ -16,13 +16,7 @@ using Case = test::DTypeCase;
 constexpr auto case_name = test::dtype_case_name;
 
 // Relative tolerance: one rounding of the output to the dtype plus f32 accumulation.
-double tolerance(DType dtype) {
-  switch (dtype) {
-    case DType::BF16: return 1e-2;
-    case DType::F16: return 2e-3;
-    default: return 1e-5;
-  }
-}
+constexpr auto tolerance = test::dtype_tolerance;
 
 // Naive double references, one row of h values at a time.
 std::vector<double> rms_reference(const std::vector<float>& x, int64_t h, const std::vector<float>& w,
@@ -52,20 +46,7 @@ std::vector<double> layer_reference(const std::vector<float>& x, int64_t h, cons
   return r;
 }
 
-// max_rel_error where non-finite references must be matched exactly (NaN by NaN, inf by the same inf).
-double nonfinite_error(const std::vector<float>& got, const std::vector<double>& want) {
-  std::vector<float> g;
-  std::vector<double> w;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (std::isfinite(want[i])) {
-      g.push_back(got[i]);
-      w.push_back(want[i]);
-    } else if (!(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i])) {
-      return NAN;
-    }
-  }
-  return test::max_rel_error(g, w);
-}
+using test::nonfinite_error;
 
 class Norms : public ::testing::TestWithParam<Case> {
  protected:

@@ -15,13 +15,7 @@ using Case = test::DTypeCase;
 
 constexpr auto case_name = test::dtype_case_name;
 
-double tolerance(DType dtype) {
-  switch (dtype) {
-    case DType::BF16: return 1e-2;
-    case DType::F16: return 2e-3;
-    default: return 1e-5;
-  }
-}
+constexpr auto tolerance = test::dtype_tolerance;
 
 // Naive double reference on a dense [B, S, H, D] copy: each pair rotates by pos * theta^(-2i/rot) /
 // factor[i].

@@ -16,13 +16,7 @@ using Case = test::DTypeCase;
 
 constexpr auto case_name = test::dtype_case_name;
 
-double tolerance(DType dtype) {
-  switch (dtype) {
-    case DType::BF16: return 1e-2;
-    case DType::F16: return 2e-3;
-    default: return 1e-5;
-  }
-}
+constexpr auto tolerance = test::dtype_tolerance;
 
 // Naive double reference over rows of sk values; row r is query r % sq. Masked: 0 (softmax), -inf (log).
 std::vector<double> reference(const std::vector<float>& x, int64_t sq, int64_t sk, const SoftmaxOptions& o,
@@ -56,20 +50,7 @@ std::vector<double> reference(const std::vector<float>& x, int64_t sq, int64_t s
   return r;
 }
 
-// max_rel_error where non-finite references must be matched exactly (NaN by NaN, inf by the same inf).
-double nonfinite_error(const std::vector<float>& got, const std::vector<double>& want, double floor) {
-  std::vector<float> g;
-  std::vector<double> w;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (std::isfinite(want[i])) {
-      g.push_back(got[i]);
-      w.push_back(want[i]);
-    } else if (!(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i])) {
-      return NAN;
-    }
-  }
-  return test::max_rel_error(g, w, floor);
-}
+using test::nonfinite_error;
 
 class Softmax : public ::testing::TestWithParam<Case> {
  protected:
