@@ -8,8 +8,8 @@ KVCache::KVCache(const std::shared_ptr<Context>& context, const ModelConfig& con
                  DType dtype)
     : capacity_(capacity), dtype_(dtype) {
   check(capacity > 0, ErrorCode::InvalidArgument, "kv cache: capacity must be positive, got ", capacity);
-  check(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16, ErrorCode::NotSupported,
-        "kv cache: dtype ", name(dtype), " (f32, f16 or bf16)");
+  check(is_compute_float(dtype), ErrorCode::NotSupported, "kv cache: dtype ", name(dtype),
+        " (f32, f16 or bf16)");
   const Shape shape{1, capacity, config.n_kv_heads, config.head_dim};
   for (int64_t l = 0; l < config.n_layers; ++l) {
     keys_.push_back(Tensor::empty(context, shape, dtype));

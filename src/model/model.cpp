@@ -31,10 +31,6 @@ bool is_matmul_type(DType t) {
   }
 }
 
-bool is_embedding_op_type(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
-}
-
 // Copies GGUF tensors to the device (or wraps the mapping on the CPU), checking shapes against the config.
 class WeightLoader {
  public:
@@ -146,7 +142,7 @@ KVCache Model::make_cache(int64_t capacity, DType dtype) const {
 
 Tensor Model::embed(std::span<const int32_t> ids) const {
   const auto n = static_cast<int64_t>(ids.size());
-  if (is_embedding_op_type(token_embd_.dtype()))
+  if (embedding_table_supported(token_embd_.dtype()))
     return embedding(token_embd_, Tensor::from_vector(context_, ids, {n}), DType::F32);
   // Other block types (e.g. Q4_K, Q6_K tables): decode the few rows needed on the host.
   const gguf::TensorInfo& info = file_->tensor("token_embd.weight");

@@ -7,11 +7,7 @@
 namespace metallic {
 namespace {
 
-void require_float(const Tensor& x, const char* op, const char* what) {
-  ops::require_defined(x, op, what);
-  check(x.dtype() == DType::F32 || x.dtype() == DType::F16 || x.dtype() == DType::BF16,
-        ErrorCode::NotSupported, op, ": dtype ", name(x.dtype()), " is not supported (f32, f16, bf16)");
-}
+using ops::require_compute_float;
 
 void require_like(const Tensor& t, const Tensor& like, const char* op, const char* what) {
   ops::require_defined(t, op, what);
@@ -21,7 +17,7 @@ void require_like(const Tensor& t, const Tensor& like, const char* op, const cha
 }
 
 void unary(backend::Activation act, const Tensor& x, const Tensor& out, const char* op) {
-  require_float(x, op, "x");
+  require_compute_float(x, op, "x");
   require_like(out, x, op, "out");
   if (x.numel() == 0) return;
   MTL_DISPATCH(x.device(), activation, act, x, out);
@@ -36,7 +32,7 @@ void gelu(const Tensor& x, GeluApproximation approximation, const Tensor& out) {
 }
 
 Tensor gelu(const Tensor& x, GeluApproximation approximation) {
-  require_float(x, "gelu", "x");
+  require_compute_float(x, "gelu", "x");
   Tensor out = Tensor::empty(x.context(), x.shape(), x.dtype());
   gelu(x, approximation, out);
   return out;
@@ -45,14 +41,14 @@ Tensor gelu(const Tensor& x, GeluApproximation approximation) {
 void silu(const Tensor& x, const Tensor& out) { unary(backend::Activation::Silu, x, out, "silu"); }
 
 Tensor silu(const Tensor& x) {
-  require_float(x, "silu", "x");
+  require_compute_float(x, "silu", "x");
   Tensor out = Tensor::empty(x.context(), x.shape(), x.dtype());
   silu(x, out);
   return out;
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
-  require_float(gate, "swiglu", "gate");
+  require_compute_float(gate, "swiglu", "gate");
   require_like(up, gate, "swiglu", "up");
   require_like(out, gate, "swiglu", "out");
   if (gate.numel() == 0) return;
@@ -60,14 +56,14 @@ void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
 }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
-  require_float(gate, "swiglu", "gate");
+  require_compute_float(gate, "swiglu", "gate");
   Tensor out = Tensor::empty(gate.context(), gate.shape(), gate.dtype());
   swiglu(gate, up, out);
   return out;
 }
 
 Tensor swiglu(const Tensor& gate_up) {
-  require_float(gate_up, "swiglu", "gate_up");
+  require_compute_float(gate_up, "swiglu", "gate_up");
   check(gate_up.rank() >= 1 && gate_up.dim(-1) % 2 == 0, ErrorCode::ShapeMismatch,
         "swiglu: gate_up has shape ", gate_up.shape().to_string(),
         ", needs an even last dimension [..., 2F]");

@@ -30,9 +30,8 @@ void scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor
     ops::require_same_dtype(q, *t, "sdpa");
     ops::require_same_device(q, *t, "sdpa");
   }
+  ops::require_compute_float(q, "sdpa", "q");
   const DType dtype = q.dtype();
-  check(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16, ErrorCode::NotSupported,
-        "sdpa: dtype ", name(dtype), " is not supported (f32, f16, bf16)");
   const int64_t batch = q.dim(0), hq = q.dim(1), sq = q.dim(2), d = q.dim(3);
   const int64_t hkv = k.dim(1), sk = k.dim(2);
   check(d > 0, ErrorCode::InvalidArgument, "sdpa: head_dim must be positive, got ", d);

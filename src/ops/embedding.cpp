@@ -6,18 +6,19 @@
 #include "ops/validate.h"
 
 namespace metallic {
-namespace {
 
-bool table_type_ok(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 || t == DType::Q4_0;
+bool embedding_table_supported(DType dtype) {
+  return is_compute_float(dtype) || dtype == DType::Q8_0 || dtype == DType::Q4_0;
 }
+
+namespace {
 
 Shape embedding_shape(const Tensor& table, const Tensor& ids) {
   ops::require_defined(table, "embedding", "table");
   ops::require_defined(ids, "embedding", "ids");
   ops::require_same_device(table, ids, "embedding");
-  check(table_type_ok(table.dtype()), ErrorCode::NotSupported, "embedding: table dtype ", name(table.dtype()),
-        " is not supported (f32, f16, bf16, q8_0, q4_0)");
+  check(embedding_table_supported(table.dtype()), ErrorCode::NotSupported, "embedding: table dtype ",
+        name(table.dtype()), " is not supported (f32, f16, bf16, q8_0, q4_0)");
   check(ids.dtype() == DType::I32, ErrorCode::DTypeMismatch, "embedding: ids must be i32, got ",
         name(ids.dtype()));
   check(table.rank() == 2, ErrorCode::ShapeMismatch, "embedding: table must be [V, D], got ",
@@ -40,8 +41,7 @@ void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   const Shape shape = embedding_shape(table, ids);
   ops::require_defined(out, "embedding", "out");
   ops::require_same_device(table, out, "embedding");
-  check(out.dtype() == DType::F32 || out.dtype() == DType::F16 || out.dtype() == DType::BF16,
-        ErrorCode::NotSupported, "embedding: output dtype ", name(out.dtype()), " is not supported");
+  ops::require_compute_float(out, "embedding", "out");
   ops::require_shape(out, shape, "embedding", "out");
   if (out.numel() == 0) return;
   const int64_t t = ids.numel(), d = table.dim(1);

@@ -11,12 +11,7 @@
 namespace metallic {
 namespace {
 
-bool is_float_dense(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
-
-void require_float(const Tensor& t, const char* op, const char* what) {
-  check(is_float_dense(t.dtype()), ErrorCode::NotSupported, op, ": ", what, " has dtype ", name(t.dtype()),
-        "; f32, f16 and bf16 are supported");
-}
+using ops::require_compute_float;
 
 struct MatmulShapes {
   Tensor a, b;  // [batch..., M, K] and [batch..., K, N], batch broadcast
@@ -24,10 +19,9 @@ struct MatmulShapes {
 };
 
 MatmulShapes matmul_shapes(const Tensor& a_in, const Tensor& b_in, const MatmulOptions& o) {
-  ops::require_defined(a_in, "matmul", "a");
+  require_compute_float(a_in, "matmul", "a");
   ops::require_defined(b_in, "matmul", "b");
   ops::require_same_device(a_in, b_in, "matmul");
-  require_float(a_in, "matmul", "a");
   ops::require_same_dtype(a_in, b_in, "matmul");
   check(a_in.rank() >= 2 && b_in.rank() >= 2, ErrorCode::ShapeMismatch,
         "matmul: operands need rank >= 2, got ", a_in.shape().to_string(), " and ", b_in.shape().to_string());
@@ -81,10 +75,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, const MatmulOptions& options) {
 namespace {
 
 Shape linear_shape(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  ops::require_defined(x, "linear", "x");
+  require_compute_float(x, "linear", "x");
   ops::require_defined(weight, "linear", "weight");
   ops::require_same_device(x, weight, "linear");
-  require_float(x, "linear", "x");
   check(x.rank() >= 1, ErrorCode::ShapeMismatch, "linear: x must have rank >= 1");
   check(weight.rank() == 2, ErrorCode::ShapeMismatch, "linear: weight must be [N, K], got ",
         weight.shape().to_string());
@@ -102,11 +95,11 @@ Shape linear_shape(const Tensor& x, const Tensor& weight, const Tensor& bias) {
           "linear: a ", name(wt), " weight must have dense rows (strides ", weight.strides().to_string(),
           ")");
   } else {
-    require_float(weight, "linear", "weight");
+    require_compute_float(weight, "linear", "weight");
   }
   if (bias.defined()) {
     ops::require_same_device(x, bias, "linear");
-    require_float(bias, "linear", "bias");
+    require_compute_float(bias, "linear", "bias");
     check(bias.rank() == 1 && bias.dim(0) == n, ErrorCode::ShapeMismatch, "linear: bias ",
           bias.shape().to_string(), " should be [", n, "]");
   }

@@ -7,12 +7,8 @@
 namespace metallic {
 namespace {
 
-bool is_float_dtype(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
-
 void require_input(const Tensor& x, const char* op) {
-  ops::require_defined(x, op, "x");
-  check(is_float_dtype(x.dtype()), ErrorCode::NotSupported, op, ": dtype ", name(x.dtype()),
-        " is not supported (f32, f16, bf16)");
+  ops::require_compute_float(x, op, "x");
   check(x.rank() >= 1 && x.dim(-1) > 0, ErrorCode::InvalidArgument, op, ": x has shape ",
         x.shape().to_string(), ", needs a non-empty last dimension");
 }

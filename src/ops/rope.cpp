@@ -10,9 +10,7 @@ namespace metallic {
 namespace {
 
 void require_input(const Tensor& x) {
-  ops::require_defined(x, "rope", "x");
-  check(x.dtype() == DType::F32 || x.dtype() == DType::F16 || x.dtype() == DType::BF16,
-        ErrorCode::NotSupported, "rope: dtype ", name(x.dtype()), " is not supported (f32, f16, bf16)");
+  ops::require_compute_float(x, "rope", "x");
   check(x.rank() == 4, ErrorCode::InvalidArgument, "rope: x must be [batch, seq, heads, head_dim], got ",
         x.shape().to_string());
 }

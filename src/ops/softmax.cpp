@@ -8,9 +8,7 @@ namespace metallic {
 namespace {
 
 void require_input(const Tensor& x, const SoftmaxOptions& options, const char* op) {
-  ops::require_defined(x, op, "x");
-  check(x.dtype() == DType::F32 || x.dtype() == DType::F16 || x.dtype() == DType::BF16,
-        ErrorCode::NotSupported, op, ": dtype ", name(x.dtype()), " is not supported (f32, f16, bf16)");
+  ops::require_compute_float(x, op, "x");
   check(x.rank() >= 1, ErrorCode::InvalidArgument, op, ": x is a scalar; softmax needs a last dimension");
   check(!options.causal || x.rank() >= 2, ErrorCode::InvalidArgument, op,
         ": causal needs x [..., Sq, Sk], got ", x.shape().to_string());

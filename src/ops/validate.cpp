@@ -23,6 +23,12 @@ void require_dense(const Tensor& t, const char* op) {
         " is storage only; dequantize it first");
 }
 
+void require_compute_float(const Tensor& t, const char* op, const char* what) {
+  require_defined(t, op, what);
+  check(is_compute_float(t.dtype()), ErrorCode::NotSupported, op, ": ", what, " has dtype ", name(t.dtype()),
+        "; f32, f16 and bf16 are supported");
+}
+
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* what) {
   check(t.shape() == shape, ErrorCode::ShapeMismatch, op, ": ", what, " has shape ", t.shape().to_string(),
         ", expected ", shape.to_string());

@@ -63,6 +63,10 @@ const DTypeInfo& info(DType dtype);
 inline std::string_view name(DType dtype) { return info(dtype).name; }
 /// True for the GGUF block types (block_size > 1 or otherwise not addressable per element).
 inline bool is_quantized(DType dtype) { return dtype >= DType::Q4_0; }
+/// True for f32, f16 and bf16: the dtypes the op kernels compute on.
+inline bool is_compute_float(DType dtype) {
+  return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
+}
 /// Bytes of one element of a dense dtype (block bytes for block types).
 inline int64_t element_size(DType dtype) { return info(dtype).block_bytes; }
 /// Bytes needed to store `elements` consecutive elements; `elements` must be a multiple of the block size.
