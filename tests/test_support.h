@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,16 @@ inline double max_rel_error(const std::vector<float>& got, const std::vector<dou
     if (!(e <= worst)) worst = e;  // keeps NaN
   }
   return worst;
+}
+
+/// ||got - want|| / ||want|| in double; NaN when the sizes differ (so `!(err <= tol)` fails).
+inline double relative_l2(std::span<const float> got, std::span<const float> want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    num += (got[i] - static_cast<double>(want[i])) * (got[i] - static_cast<double>(want[i]));
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  return got.size() == want.size() ? std::sqrt(num / den) : NAN;
 }
 
 /// Relative tolerance of a result computed in f32 and stored once in `dtype`.

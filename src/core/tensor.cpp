@@ -79,7 +79,7 @@ Tensor Tensor::empty(const std::shared_ptr<Context>& context, const Shape& shape
   check(context != nullptr, ErrorCode::InvalidArgument, "Tensor::empty: null context");
   for (int64_t d : shape)
     check(d >= 0, ErrorCode::InvalidArgument, "Tensor::empty: negative extent in ", shape.to_string());
-  const auto bytes = static_cast<size_t>(storage_bytes(dtype, shape.rank() ? shape.numel() : 1));
+  const auto bytes = static_cast<size_t>(storage_bytes(dtype, shape.numel()));
   auto buffer = storage == Storage::Pool ? context->pool().allocate(bytes) : Buffer::allocate(context, bytes);
   return Tensor(std::move(buffer), 0, shape, contiguous_strides(shape), dtype);
 }

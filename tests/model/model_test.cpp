@@ -21,15 +21,7 @@ nlohmann::json read_json(const std::string& relative) {
   return nlohmann::json::parse(in);
 }
 
-// ||got - want|| / ||want|| over one row of logits.
-double relative_l2(std::span<const float> got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    num += (got[i] - static_cast<double>(want[i])) * (got[i] - static_cast<double>(want[i]));
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  return got.size() == want.size() ? std::sqrt(num / den) : NAN;
-}
+using test::relative_l2;
 
 // Greedy continuation with the KV cache: the prompt in one forward, then one token per step.
 std::vector<int32_t> greedy(const Model& model, const std::vector<int32_t>& prompt, size_t steps, DType kv) {

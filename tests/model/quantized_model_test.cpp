@@ -62,12 +62,7 @@ void compare(const std::shared_ptr<Context>& ctx, const std::string& architectur
     const std::span<const int32_t> part(ids.data(), n);
     const std::vector<float> la = a->forward(part, ca, true).to_vector<float>();
     const std::vector<float> lb = b->forward(part, cb, true).to_vector<float>();
-    double num = 0, den = 0;
-    for (size_t i = 0; i < lb.size(); ++i) {
-      num += (static_cast<double>(la[i]) - lb[i]) * (static_cast<double>(la[i]) - lb[i]);
-      den += static_cast<double>(lb[i]) * lb[i];
-    }
-    const double err = std::sqrt(num / den);
+    const double err = test::relative_l2(la, lb);
     EXPECT_TRUE(err <= tolerance(*ctx, n)) << architecture << ", " << n << " tokens: relative L2 " << err;
   }
 }
