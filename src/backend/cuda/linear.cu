@@ -1,6 +1,6 @@
 // y = x W^T + b on CUDA. For at most 8 rows of x the fused dequantize-GEMV of gemv.cu reads each weight
 // byte once. Larger batches dequantize bounded tiles of W (at most 64 MiB, from the context's pool) into
-// x's dtype (f16 when x is f32 and W is not) and run cuBLASLt on them. Embedding gathers live here too.
+// x's dtype (f16 when x is f32 and W is not) and run cuBLASLt on them.
 #include <algorithm>
 
 #include "backend/cuda/gemv.h"
@@ -19,8 +19,6 @@ using namespace metallic::quant;
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(f16 v) { return f16_to_f32(v.bits); }
 __device__ __forceinline__ float to_f(bf16 v) { return bf16_to_f32(v.bits); }
-
-__device__ __forceinline__ uint16_t ld16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 
 // ---- tile dequantization (large M): rows of blocks into dense T ----------------------------------------
 
@@ -124,53 +122,6 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
   MTL_CUDA_CHECK_LAUNCH("linear: add_bias_kernel");
 }
 
-// ---- embedding ------------------------------------------------------------------------------------------
-
-template <class T>
-__global__ void embedding_kernel(DType tt, const uint8_t* table, int64_t row_bytes, int64_t col_stride_bytes,
-                                 int64_t v, const int32_t* ids, int64_t d, T* out) {
-  const int64_t t = blockIdx.x;
-  const int32_t id = ids[t];
-  T* o = out + t * d;
-  const bool valid = id >= 0 && id < v;
-  const uint8_t* row = table + (valid ? id : 0) * row_bytes;
-  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
-    float val = 0.f;
-    if (valid) {
-      switch (tt) {
-        case DType::F32: val = *reinterpret_cast<const float*>(row + j * col_stride_bytes); break;
-        case DType::F16: val = f16_to_f32(ld16(row + j * col_stride_bytes)); break;
-        case DType::BF16: val = bf16_to_f32(ld16(row + j * col_stride_bytes)); break;
-        case DType::Q8_0: {
-          const uint8_t* b = row + (j >> 5) * 34;
-          val = f16_to_f32(ld16(b)) * static_cast<float>(static_cast<int8_t>(b[2 + (j & 31)]));
-          break;
-        }
-        case DType::Q4_0: {
-          const uint8_t* b = row + (j >> 5) * 18;
-          const int e = static_cast<int>(j & 31);
-          const int q = e < 16 ? (b[2 + e] & 0xf) : (b[2 + e - 16] >> 4);
-          val = f16_to_f32(ld16(b)) * static_cast<float>(q - 8);
-          break;
-        }
-        default: break;
-      }
-    }
-    o[j] = T(val);
-  }
-}
-
-// Same dtype, dense 16-byte-aligned rows: a vectorised row copy (zeros for ids outside the table).
-__global__ void embedding_copy_kernel(const uint8_t* table, int64_t row_bytes, int64_t v, const int32_t* ids,
-                                      int64_t vecs, uint4* out) {
-  const int64_t t = blockIdx.x;
-  const int32_t id = ids[t];
-  const bool valid = id >= 0 && id < v;
-  const uint4* row = reinterpret_cast<const uint4*>(table + (valid ? id : 0) * row_bytes);
-  for (int64_t j = threadIdx.x; j < vecs; j += blockDim.x)
-    out[t * vecs + j] = valid ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
-}
-
 }  // namespace
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out) {
@@ -200,42 +151,6 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
     case DType::BF16: linear_typed<bf16>(x, weight, pb, out, s); break;
     default: fail(ErrorCode::NotSupported, "linear: dtype ", name(out.dtype()));
   }
-}
-
-void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
-  cudaStream_t s = stream_of(out);
-  const DType tt = table.dtype();
-  const int64_t row_bytes =
-      is_quantized(tt) ? storage_bytes(tt, table.stride(0)) : table.stride(0) * element_size(tt);
-  const int64_t col_bytes = is_quantized(tt) ? 0 : table.stride(1) * element_size(tt);
-  const int64_t t = ids.numel(), d = table.dim(1), v = table.dim(0);
-  const auto* pt = static_cast<const uint8_t*>(table.data());
-  const auto* pi = ids.data_as<int32_t>();
-  check(t < (int64_t{1} << 31), ErrorCode::InvalidArgument, "embedding: too many ids");
-  const unsigned grid = static_cast<unsigned>(t);
-  const int64_t out_row_bytes = d * element_size(out.dtype());
-  if (tt == out.dtype() && table.stride(1) == 1 && row_bytes % 16 == 0 && out_row_bytes % 16 == 0 &&
-      reinterpret_cast<uintptr_t>(pt) % 16 == 0 && reinterpret_cast<uintptr_t>(out.data()) % 16 == 0) {
-    embedding_copy_kernel<<<grid, 128, 0, s>>>(pt, row_bytes, v, pi, out_row_bytes / 16,
-                                               static_cast<uint4*>(out.data()));
-    MTL_CUDA_CHECK_LAUNCH("embedding: embedding_copy_kernel");
-    return;
-  }
-  switch (out.dtype()) {
-    case DType::F32:
-      embedding_kernel<float>
-          <<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<float>());
-      break;
-    case DType::F16:
-      embedding_kernel<f16><<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<f16>());
-      break;
-    case DType::BF16:
-      embedding_kernel<bf16>
-          <<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<bf16>());
-      break;
-    default: fail(ErrorCode::NotSupported, "embedding: dtype ", name(out.dtype()));
-  }
-  MTL_CUDA_CHECK_LAUNCH("embedding: embedding_kernel");
 }
 
 }  // namespace metallic::cuda
