@@ -61,10 +61,30 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Token
         tokenizer_->size(), " tokens but the model's vocabulary only ", model_->config().n_vocab);
 }
 
-std::vector<float> Session::feed(std::span<const int32_t> ids) {
-  const Tensor logits = model_->forward(ids, cache_);
-  history_.insert(history_.end(), ids.begin(), ids.end());
-  return logits.to_vector<float>();
+Tensor Session::feed(std::span<const int32_t> ids) {
+  Tensor logits;
+  for (size_t i = 0; i < ids.size(); i += static_cast<size_t>(batch_)) {
+    const auto chunk = ids.subspan(i, std::min(ids.size() - i, static_cast<size_t>(batch_)));
+    logits = model_->forward(chunk, cache_);
+    history_.insert(history_.end(), chunk.begin(), chunk.end());
+  }
+  return logits;
+}
+
+void Session::set_batch(int64_t batch) {
+  check(batch > 0, ErrorCode::InvalidArgument, "session: the prompt batch must be positive, got ", batch);
+  batch_ = batch;
+}
+
+DecodeStep& Session::step(const SamplerOptions& options) {
+  const auto same = [](const SamplerOptions& a, const SamplerOptions& b) {
+    return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
+           a.repeat_penalty == b.repeat_penalty && a.presence_penalty == b.presence_penalty &&
+           a.frequency_penalty == b.frequency_penalty && a.penalty_window == b.penalty_window &&
+           a.seed == b.seed;
+  };
+  if (!step_ || !same(step_->options(), options)) step_ = std::make_unique<DecodeStep>(model_, options);
+  return *step_;
 }
 
 std::vector<int32_t> Session::generate(std::span<const int32_t> prompt, const GenerationOptions& options,
@@ -85,8 +105,7 @@ std::vector<int32_t> Session::generate(std::span<const int32_t> prompt, const Ge
     for (auto id : {tokenizer_->eos(), tokenizer_->eot()})
       if (id) stops.push_back(*id);
   }
-  Sampler sampler(options.sampler);
-  for (int32_t id : prompt) sampler.accept(id);
+  DecodeStep& decode = step(options.sampler);
   StreamDecoder decoder(*tokenizer_, true);
   StopFilter filter(options.stop_strings);
   GenerationStats local;
@@ -96,13 +115,12 @@ std::vector<int32_t> Session::generate(std::span<const int32_t> prompt, const Ge
   s.stop_reason = "length";
 
   auto start = std::chrono::steady_clock::now();
-  std::vector<float> logits = feed(suffix);
+  int32_t token = decode.sample(feed(suffix), history_);
   s.prompt_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
   std::vector<int32_t> out;
   auto emit = [&](const std::string& text) { return text.empty() || !on_text || on_text(text); };
   while (static_cast<int64_t>(out.size()) < options.max_tokens) {
-    const int32_t token = sampler.sample(logits);
     if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
       s.stop_reason = "eos";
       break;
@@ -118,7 +136,8 @@ std::vector<int32_t> Session::generate(std::span<const int32_t> prompt, const Ge
       break;
     }
     if (static_cast<int64_t>(out.size()) == options.max_tokens) break;
-    logits = feed(std::span<const int32_t>(&token, 1));
+    history_.push_back(token);
+    token = decode.next(token, history_, cache_);
   }
   if (!filter.stopped() && s.stop_reason != "callback") emit(filter.push(decoder.flush()) + filter.flush());
   // The last sampled token was never evaluated: the cache holds everything before it.

@@ -1,12 +1,17 @@
 #include "metallic/model/kv_cache.h"
 
+#include <atomic>
+
 #include "metallic/core/error.h"
 
 namespace metallic {
+namespace {
+std::atomic<uint64_t> next_storage_id{1};
+}  // namespace
 
 KVCache::KVCache(const std::shared_ptr<Context>& context, const ModelConfig& config, int64_t capacity,
                  DType dtype)
-    : capacity_(capacity), dtype_(dtype) {
+    : capacity_(capacity), dtype_(dtype), storage_id_(next_storage_id++) {
   check(capacity > 0, ErrorCode::InvalidArgument, "kv cache: capacity must be positive, got ", capacity);
   check(is_compute_float(dtype), ErrorCode::NotSupported, "kv cache: dtype ", name(dtype),
         " (f32, f16 or bf16)");

@@ -163,40 +163,77 @@ Tensor Model::forward(std::span<const int32_t> ids, KVCache& cache, bool all_log
           " outside the vocabulary of ", c.n_vocab);
   cache.reserve(n);
   const int64_t pos = cache.size();
+  std::vector<int32_t> positions(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) positions[static_cast<size_t>(i)] = static_cast<int32_t>(pos + i);
+  Tensor logits = Tensor::empty(context_, {all_logits ? n : 1, c.n_vocab}, DType::F32);
   // Kernels take per-step scratch from the pool; it is free again once this step's work is queued.
   MemoryPool& pool = context_->pool();
   const MemoryPool::Mark mark = pool.mark();
-  const RopeOptions rope_options{c.rope_style, c.rope_theta, pos, c.rope_dims, rope_freqs_};
-  const AttentionOptions attention{0.0f, true, pos, {}};
+  run(embed(ids), {Tensor::from_vector(context_, positions, {n}), pos, {}}, cache, logits);
+  pool.release(mark);
+  cache.advance(n);
+  return logits;
+}
 
-  Tensor x = embed(ids);  // residual stream [n, n_embd], f32
-  Tensor h = rms_norm(x, layers_.front().attn_norm, c.rms_eps);
+bool Model::decodes_on_device() const { return embedding_table_supported(token_embd_.dtype()); }
+
+void Model::decode(const Tensor& token, const Tensor& position, const Tensor& key_length, const KVCache& cache,
+                   const Tensor& logits) const {
+  check(decodes_on_device(), ErrorCode::NotSupported, "decode: the embedding table is ",
+        name(token_embd_.dtype()), ", which the embedding op does not gather from");
+  MemoryPool& pool = context_->pool();
+  const MemoryPool::Mark mark = pool.mark();
+  const Tensor x = Tensor::empty(context_, {1, config_.n_embd}, DType::F32, Storage::Pool);
+  embedding(token_embd_, token, x);
+  run(x, {position, -1, key_length}, cache, logits);
+  pool.release(mark);
+}
+
+void Model::run(const Tensor& x, const Placement& placement, const KVCache& cache, const Tensor& logits) const {
+  const ModelConfig& c = config_;
+  const int64_t n = x.dim(0), q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
+  const auto scratch = [&](const Shape& shape, DType dtype) {
+    return Tensor::empty(context_, shape, dtype, Storage::Pool);
+  };
+  const DType kv = cache.dtype();
+  const Tensor h = scratch({n, c.n_embd}, DType::F32), sub = scratch({n, c.n_embd}, DType::F32);
+  const Tensor q = scratch({n, q_dim}, DType::F32), k = scratch({n, kv_dim}, DType::F32),
+               v = scratch({n, kv_dim}, DType::F32);
+  const Tensor qh = kv == DType::F32 ? q : scratch({n, q_dim}, kv);
+  const Tensor o = scratch({n, q_dim}, kv), o32 = kv == DType::F32 ? o : scratch({n, q_dim}, DType::F32);
+  const Tensor gate = scratch({n, c.n_ff}, DType::F32), up = scratch({n, c.n_ff}, DType::F32);
+  const Shape q_heads{1, n, c.n_heads, c.head_dim}, kv_heads{1, n, c.n_kv_heads, c.head_dim};
+  const RopeOptions rope_options{c.rope_style, c.rope_theta, 0, c.rope_dims, rope_freqs_};
+  const bool prefix = placement.start >= 0;
+  const int64_t keys = prefix ? placement.start + n : cache.capacity();
+  AttentionOptions attention{0.0f, prefix, placement.start, {}, placement.key_length};
+
+  rms_norm(x, layers_.front().attn_norm, c.rms_eps, h);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& L = layers_[l];
-    const Tensor q = linear(h, L.wq, L.bq).view({1, n, c.n_heads, c.head_dim});
-    const Tensor k = linear(h, L.wk, L.bk).view({1, n, c.n_kv_heads, c.head_dim});
-    const Tensor v = linear(h, L.wv, L.bv).view({1, n, c.n_kv_heads, c.head_dim});
-    rope(q, rope_options, q);
-    rope(k, rope_options, k);
-    copy(k, cache.keys(static_cast<int64_t>(l)).narrow(1, pos, n));
-    copy(v, cache.values(static_cast<int64_t>(l)).narrow(1, pos, n));
+    const auto layer = static_cast<int64_t>(l);
+    linear(h, L.wq, L.bq, q);
+    linear(h, L.wk, L.bk, k);
+    linear(h, L.wv, L.bv, v);
+    rope_kv_write(q.view(q_heads), k.view(kv_heads), v.view(kv_heads), placement.positions, rope_options,
+                  cache.keys(layer), cache.values(layer));
+    if (qh.data() != q.data()) copy(q, qh);
     // Attention reads the cache in its seq-major layout through [B, H, S, D] views.
-    const Tensor keys = cache.keys(static_cast<int64_t>(l)).narrow(1, 0, pos + n).permute({0, 2, 1, 3});
-    const Tensor values = cache.values(static_cast<int64_t>(l)).narrow(1, 0, pos + n).permute({0, 2, 1, 3});
-    const Tensor qh = q.dtype() == cache.dtype() ? q : cast(q, cache.dtype());
-    Tensor o = Tensor::empty(context_, {1, n, c.n_heads, c.head_dim}, cache.dtype());
-    scaled_dot_product_attention(qh.permute({0, 2, 1, 3}), keys, values, attention, o.permute({0, 2, 1, 3}));
-    if (o.dtype() != DType::F32) o = cast(o, DType::F32);
-    const Tensor attn = linear(o.view({n, c.n_heads * c.head_dim}), L.wo);
-    add_rms_norm(attn, x, L.ffn_norm, c.rms_eps, x, h);
-    const Tensor ffn = linear(swiglu(linear(h, L.w_gate), linear(h, L.w_up)), L.w_down);
+    scaled_dot_product_attention(qh.view(q_heads).permute({0, 2, 1, 3}),
+                                 cache.keys(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}),
+                                 cache.values(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}), attention,
+                                 o.view(q_heads).permute({0, 2, 1, 3}));
+    if (o32.data() != o.data()) copy(o, o32);
+    linear(o32, L.wo, {}, sub);
+    add_rms_norm(sub, x, L.ffn_norm, c.rms_eps, x, h);
+    linear(h, L.w_gate, {}, gate);
+    linear(h, L.w_up, {}, up);
+    swiglu(gate, up, gate);
+    linear(gate, L.w_down, {}, sub);
     const Tensor& next_norm = l + 1 < layers_.size() ? layers_[l + 1].attn_norm : output_norm_;
-    add_rms_norm(ffn, x, next_norm, c.rms_eps, x, h);
+    add_rms_norm(sub, x, next_norm, c.rms_eps, x, h);
   }
-  cache.advance(n);
-  Tensor logits = linear(all_logits ? h : h.narrow(0, n - 1, 1), output_);
-  pool.release(mark);
-  return logits;
+  linear(logits.dim(0) == n ? h : h.narrow(0, n - 1, 1), output_, {}, logits);
 }
 
 }  // namespace metallic

@@ -1,11 +1,12 @@
 #include "metallic/model/sampler.h"
 
-#include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <unordered_map>
+#include <vector>
 
+#include "metallic/core/buffer.h"
+#include "metallic/core/context.h"
 #include "metallic/core/error.h"
+#include "metallic/core/tensor.h"
 
 namespace metallic {
 
@@ -19,12 +20,8 @@ int32_t argmax(std::span<const float> logits) {
   return best;
 }
 
-Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_(options.seed) {
-  check(std::isfinite(options.temperature) && options.top_p > 0 && options.min_p < 1 &&
-            options.repeat_penalty > 0 && options.penalty_window >= 0,
-        ErrorCode::InvalidArgument, "sampler: invalid settings (temperature ", options.temperature,
-        ", top_p ", options.top_p, ", min_p ", options.min_p, ", repeat_penalty ", options.repeat_penalty,
-        ", window ", options.penalty_window, ")");
+Sampler::Sampler(const SamplerOptions& options) : options_(options), host_(Context::create(Device::cpu())) {
+  validate(options_);
 }
 
 void Sampler::accept(int32_t token) {
@@ -35,65 +32,18 @@ void Sampler::accept(int32_t token) {
 
 int32_t Sampler::sample(std::span<const float> logits) {
   check(!logits.empty(), ErrorCode::InvalidArgument, "sampler: no logits");
-  scratch_.assign(logits.begin(), logits.end());
-  std::vector<float>& z = scratch_;
-  const SamplerOptions& o = options_;
-  if (!recent_.empty() && (o.repeat_penalty != 1.0f || o.presence_penalty != 0 || o.frequency_penalty != 0)) {
-    std::unordered_map<int32_t, int> counts;
-    for (int32_t t : recent_) ++counts[t];
-    for (const auto& [t, count] : counts) {
-      if (t < 0 || static_cast<size_t>(t) >= z.size()) continue;
-      float& v = z[static_cast<size_t>(t)];
-      v = v > 0 ? v / o.repeat_penalty : v * o.repeat_penalty;
-      v -= o.presence_penalty + static_cast<float>(count) * o.frequency_penalty;
-    }
-  }
-  int32_t chosen;
-  if (o.temperature <= 0) {
-    chosen = argmax(z);
-  } else {
-    // Candidates sorted by logit (ties: lower id first), then truncated.
-    std::vector<int32_t> ids(z.size());
-    std::iota(ids.begin(), ids.end(), 0);
-    for (float& v : z)
-      if (std::isnan(v)) v = -INFINITY;
-    const size_t k = o.top_k > 0 ? std::min<size_t>(static_cast<size_t>(o.top_k), ids.size()) : ids.size();
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-                      [&](int32_t a, int32_t b) {
-                        return z[static_cast<size_t>(a)] > z[static_cast<size_t>(b)] ||
-                               (z[static_cast<size_t>(a)] == z[static_cast<size_t>(b)] && a < b);
-                      });
-    ids.resize(k);
-    check(std::isfinite(z[static_cast<size_t>(ids[0])]), ErrorCode::InvalidArgument,
-          "sampler: no finite logit to sample from");
-    // Probabilities at temperature 1 decide the truncation (as llama.cpp's default order does).
-    const float top = z[static_cast<size_t>(ids[0])];
-    std::vector<double> p(k);
-    double sum = 0;
-    for (size_t i = 0; i < k; ++i)
-      sum += p[i] = std::exp(static_cast<double>(z[static_cast<size_t>(ids[i])] - top));
-    size_t keep = k;
-    if (o.top_p < 1) {
-      double cum = 0;
-      for (size_t i = 0; i < k; ++i) {
-        cum += p[i] / sum;
-        if (cum >= o.top_p) {
-          keep = i + 1;
-          break;
-        }
-      }
-    }
-    if (o.min_p > 0) {
-      size_t n = 1;
-      while (n < keep && p[n] >= o.min_p * p[0]) ++n;
-      keep = n;
-    }
-    std::vector<double> weights(keep);
-    for (size_t i = 0; i < keep; ++i)
-      weights[i] = std::exp(static_cast<double>(z[static_cast<size_t>(ids[i])] - top) / o.temperature);
-    std::discrete_distribution<size_t> pick(weights.begin(), weights.end());
-    chosen = ids[pick(rng_)];
-  }
+  const auto n = static_cast<int64_t>(logits.size());
+  const Tensor z(Buffer::wrap(host_, const_cast<float*>(logits.data()), logits.size_bytes(), nullptr), 0, {n}, {1},
+                 DType::F32);
+  const std::vector<int32_t> window(recent_.begin(), recent_.end());
+  const Tensor recent =
+      window.empty() ? Tensor()
+                     : Tensor::from_vector<int32_t>(host_, window, {static_cast<int64_t>(window.size())});
+  const Tensor draw = Tensor::from_vector<int64_t>(host_, std::vector<int64_t>{draws_++}, {1});
+  const Tensor out = Tensor::empty(host_, {1}, DType::I32);
+  sample_token(z, recent, draw, options_, out);
+  const int32_t chosen = *out.data_as<int32_t>();
+  check(chosen >= 0, ErrorCode::InvalidArgument, "sampler: no finite logit to sample from");
   accept(chosen);
   return chosen;
 }

@@ -50,8 +50,16 @@ void scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor
     // Kernels read one f32 mask layout; half masks are small next to the work, so widen them once.
     mask = (m.dtype() == DType::F32 ? m : cast(m, DType::F32)).expand(Shape{batch, hq, sq, sk});
   }
+  const Tensor& lengths = options.key_lengths;
+  if (lengths.defined()) {
+    ops::require_same_device(q, lengths, "sdpa");
+    check(lengths.dtype() == DType::I32, ErrorCode::DTypeMismatch, "sdpa: key_lengths must be i32, got ",
+          name(lengths.dtype()));
+    ops::require_shape(lengths, Shape{batch}, "sdpa", "key_lengths");
+    check(lengths.is_contiguous(), ErrorCode::InvalidArgument, "sdpa: key_lengths must be contiguous");
+  }
   const float scale = options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(d));
-  MTL_DISPATCH(q.device(), attention, q, k, v, mask, scale, options.causal, options.query_offset, out);
+  MTL_DISPATCH(q.device(), attention, q, k, v, mask, lengths, scale, options.causal, options.query_offset, out);
 }
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,

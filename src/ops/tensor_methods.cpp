@@ -38,9 +38,19 @@ Tensor Tensor::from_vector(const std::shared_ptr<Context>& context, std::span<co
   check(static_cast<int64_t>(values.size()) == shape.numel(), ErrorCode::ShapeMismatch,
         "from_vector: ", values.size(), " values for shape ", shape.to_string());
   Tensor out = empty(context, shape, dtype_of<T>());
-  backend::copy_runtime(context->device(), Device::cpu())
-      .copy(out.data(), values.data(), values.size_bytes(), context->native().stream);
+  out.assign(values);
   return out;
+}
+
+template <class T>
+void Tensor::assign(std::span<const T> values) const {
+  check(defined() && is_contiguous(), ErrorCode::InvalidArgument, "assign: the tensor must be contiguous");
+  check(dtype_ == dtype_of<T>(), ErrorCode::DTypeMismatch, "assign: tensor holds ", name(dtype_), ", not ",
+        name(dtype_of<T>()));
+  check(static_cast<int64_t>(values.size()) == numel(), ErrorCode::ShapeMismatch, "assign: ", values.size(),
+        " values for shape ", shape_.to_string());
+  backend::copy_runtime(device(), Device::cpu())
+      .copy(data(), values.data(), values.size_bytes(), context()->native().stream);
 }
 
 template <class T>
@@ -62,7 +72,8 @@ std::vector<T> Tensor::to_vector() const {
 
 #define MTL_INSTANTIATE(T)                                                                                   \
   template Tensor Tensor::from_vector<T>(const std::shared_ptr<Context>&, std::span<const T>, const Shape&); \
-  template std::vector<T> Tensor::to_vector<T>() const;
+  template std::vector<T> Tensor::to_vector<T>() const;                                                      \
+  template void Tensor::assign<T>(std::span<const T>) const;
 MTL_INSTANTIATE(float)
 MTL_INSTANTIATE(double)
 MTL_INSTANTIATE(f16)

@@ -31,6 +31,7 @@ struct Spec {
   int64_t cache = 0;       // k and v are the first sk positions of a cache this long (0: exactly sk)
   bool padded = false;     // every operand is a narrow of a wider last dimension (unaligned rows)
   float scale = 0.0f;
+  std::vector<int32_t> lengths;  // key_lengths per batch (empty: none)
 
   std::string describe() const {
     std::ostringstream os;
@@ -40,6 +41,7 @@ struct Spec {
     if (seq_major) os << " seq-major";
     if (cache) os << " cache" << cache;
     if (padded) os << " padded";
+    for (int32_t n : lengths) os << " len" << n;
     return os.str();
   }
 };
@@ -86,6 +88,7 @@ class Attention : public test::BackendTest {
     opt.scale = s.scale;
     opt.causal = s.causal;
     opt.query_offset = s.offset;
+    if (!s.lengths.empty()) opt.key_lengths = Tensor::from_vector(ctx, s.lengths, {s.b});
     Shape mask_shape;
     if (s.mask == MaskKind::Full) {
       mask_shape = Shape{s.b, s.hq, s.sq, s.sk};
@@ -122,6 +125,7 @@ class Attention : public test::BackendTest {
               sc += ms[static_cast<size_t>(((b * s.hq + h) * s.sq + i) * s.sk + j)];
             if (s.mask == MaskKind::Broadcast) sc += ms[static_cast<size_t>(i * s.sk + j)];
             if (s.causal && j > i + s.offset) sc = -INFINITY;
+            if (!s.lengths.empty() && j >= s.lengths[static_cast<size_t>(b)]) sc = -INFINITY;
             scores[static_cast<size_t>(j)] = sc;
             mx = std::max(mx, sc);
           }
@@ -224,6 +228,18 @@ TEST_P(Attention, WideHeads) {
   run_all_dtypes({.hq = 2, .hkv = 1, .sq = 1, .sk = 40, .d = 96});
 }
 
+TEST_P(Attention, KeyLengthsCutTheKeysPerBatch) {
+  // The keys past each length hold real values that must be ignored.
+  for (int64_t d : {64, 128})
+    run_all_dtypes(
+        {.b = 2, .hq = 8, .hkv = 2, .sq = 1, .sk = 1100, .d = d, .seq_major = true, .lengths = {700, 1150}});
+  run_all_dtypes(
+      {.b = 2, .hq = 7, .hkv = 1, .sq = 1, .sk = 4096, .d = 128, .seq_major = true, .lengths = {1, 0}});
+  run_all_dtypes(
+      {.hq = 2, .hkv = 1, .sq = 40, .sk = 300, .d = 64, .causal = true, .offset = 260, .lengths = {280}});
+  run_all_dtypes({.b = 2, .hq = 2, .hkv = 2, .sq = 3, .sk = 50, .d = 16, .lengths = {0, 17}});
+}
+
 TEST_P(Attention, AllocatingFormIsContiguous) {
   const Tensor q = Tensor::from_vector(ctx, test::random_floats(2 * 4 * 8, 7), Shape{1, 2, 4, 8});
   const Tensor kv = Tensor::from_vector(ctx, test::random_floats(2 * 5 * 8, 8), Shape{1, 2, 5, 8});
@@ -251,6 +267,11 @@ TEST_P(Attention, RejectsBadArguments) {
   opt.mask = make({4, 5}, DType::F16);
   EXPECT_METALLIC_ERROR(scaled_dot_product_attention(q, k2, v2, opt), ErrorCode::DTypeMismatch);
   opt.mask = make({3, 5});
+  EXPECT_METALLIC_ERROR(scaled_dot_product_attention(q, k2, v2, opt), ErrorCode::ShapeMismatch);
+  opt.mask = {};
+  opt.key_lengths = Tensor::from_vector(ctx, std::vector<int64_t>{5}, {1});
+  EXPECT_METALLIC_ERROR(scaled_dot_product_attention(q, k2, v2, opt), ErrorCode::DTypeMismatch);
+  opt.key_lengths = Tensor::from_vector(ctx, std::vector<int32_t>{5, 5}, {2});
   EXPECT_METALLIC_ERROR(scaled_dot_product_attention(q, k2, v2, opt), ErrorCode::ShapeMismatch);
   EXPECT_METALLIC_ERROR(
       scaled_dot_product_attention(make({1, 6, 4, 8}, DType::I32), make({1, 2, 5, 8}, DType::I32),

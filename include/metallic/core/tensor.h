@@ -52,6 +52,10 @@ class Tensor {
   /// float reads any floating dtype (converted on the device first).
   template <class T>
   std::vector<T> to_vector() const;
+  /// Overwrites the elements of this contiguous tensor with `values` from host memory (T must match
+  /// dtype()), ordered with the work queued on its stream; `values` may be reused once this returns.
+  template <class T>
+  void assign(std::span<const T> values) const;
 
   bool defined() const { return buffer_ != nullptr; }
   const Shape& shape() const { return shape_; }

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "metallic/model/decode_step.h"
 #include "metallic/model/kv_cache.h"
 #include "metallic/model/model.h"
 #include "metallic/model/sampler.h"
@@ -55,15 +56,21 @@ class Session {
   const KVCache& cache() const { return cache_; }
   const Model& model() const { return *model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  /// Prompts are evaluated `batch` tokens per forward pass at most (default 512), bounding scratch memory.
+  void set_batch(int64_t batch);
 
  private:
-  // Evaluates `ids` after the cached history; logits of the last position.
-  std::vector<float> feed(std::span<const int32_t> ids);
+  // Evaluates `ids` after the cached history; logits of the last position, on the model's device.
+  Tensor feed(std::span<const int32_t> ids);
+  // The decode step for `options`, kept while they stay the same (its captured graph too).
+  DecodeStep& step(const SamplerOptions& options);
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   KVCache cache_;
   std::vector<int32_t> history_;
+  int64_t batch_ = 512;
+  std::unique_ptr<DecodeStep> step_;
 };
 
 }  // namespace metallic

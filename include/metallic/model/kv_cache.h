@@ -33,11 +33,14 @@ class KVCache {
   void advance(int64_t count);
   /// Drops positions from `size` on (e.g. to rewind a chat turn).
   void truncate(int64_t size);
+  /// Names the storage: copies of a cache share it, separately made caches never do.
+  uint64_t storage_id() const { return storage_id_; }
 
  private:
   int64_t capacity_;
   int64_t size_ = 0;
   DType dtype_;
+  uint64_t storage_id_;
   std::vector<Tensor> keys_, values_;
 };
 

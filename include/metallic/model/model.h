@@ -56,9 +56,31 @@ class Model {
   /// Ids outside the vocabulary and context overflow raise InvalidArgument.
   Tensor forward(std::span<const int32_t> ids, KVCache& cache, bool all_logits = false) const;
 
+  /// Whether decode() can run from device memory alone: the embedding op gathers from this model's table.
+  bool decodes_on_device() const;
+  /// One token whose id (i32 [1]), position (i32 [1]) and key count (i32 [1], position + 1) are read from
+  /// device memory, writing f32 logits [1, n_vocab] into `logits` and its keys and values into `cache` at
+  /// that position. Nothing is allocated outside the context's pool and nothing is read back, so the call
+  /// can be captured into a graph and replayed with new inputs. It does not advance the cache; the caller
+  /// checks the position against the capacity (an id outside the vocabulary embeds as zeros on CUDA).
+  void decode(const Tensor& token, const Tensor& position, const Tensor& key_length, const KVCache& cache,
+              const Tensor& logits) const;
+
  private:
+  // Where a forward pass's tokens sit: positions i32 [n] on the device, and either the host position of
+  // the first token (start >= 0: attention reads the filled prefix of the cache, causally) or a device key
+  // count (one token reading the first key_length[0] cache positions).
+  struct Placement {
+    Tensor positions;
+    int64_t start = -1;
+    Tensor key_length;
+  };
+
   Model() = default;
   Tensor embed(std::span<const int32_t> ids) const;
+  // The transformer over embedded tokens `x` (f32 [n, n_embd], overwritten as the residual stream), logits
+  // of every position or the last one into `logits`.
+  void run(const Tensor& x, const Placement& placement, const KVCache& cache, const Tensor& logits) const;
 
   std::shared_ptr<const gguf::File> file_;
   std::shared_ptr<Context> context_;

@@ -1,33 +1,28 @@
-// Picking the next token from logits: penalties, truncation (top-k, top-p, min-p), temperature, seeded draw.
+// Picking the next token from logits held by the host: the sample_token op's rules, with its own state.
 #pragma once
 
 #include <cstdint>
 #include <deque>
-#include <random>
+#include <memory>
 #include <span>
-#include <vector>
+
+#include "metallic/ops/sampling.h"
 
 namespace metallic {
 
-/// Sampling settings, in llama.cpp's spirit. temperature <= 0 means greedy (argmax, lowest id on ties).
-struct SamplerOptions {
-  float temperature = 0.8f;
-  int top_k = 40;                  ///< keep the k most likely tokens (<= 0: all)
-  float top_p = 0.95f;             ///< keep the smallest set whose probability reaches p (>= 1: all)
-  float min_p = 0.05f;             ///< drop tokens below min_p times the top probability (<= 0: none)
-  float repeat_penalty = 1.0f;     ///< divide positive / multiply negative logits of recent tokens (1: off)
-  float presence_penalty = 0.0f;   ///< subtract from logits of tokens seen in the window
-  float frequency_penalty = 0.0f;  ///< subtract count * this from logits of tokens seen in the window
-  int penalty_window = 64;         ///< how many recent tokens the penalties look at
-  uint64_t seed = 0;               ///< same seed and inputs give the same tokens
-};
+class Context;
 
-/// Stateful sampler: remembers recent tokens for the penalties and owns the random generator.
+/// Sampling settings of the generator (see SamplingOptions).
+using SamplerOptions = SamplingOptions;
+
+/// Stateful sampler over host logits: remembers recent tokens for the penalties and counts its draws, and
+/// picks exactly what sample_token on any device picks for the same logits, window and draw number.
 class Sampler {
  public:
-  /// InvalidArgument for out-of-range settings (negative temperature penalties are allowed).
+  /// InvalidArgument for out-of-range settings.
   explicit Sampler(const SamplerOptions& options);
-  /// Chooses a token from `logits` (one per vocabulary entry) and records it as recent.
+  /// Chooses a token from `logits` (one per vocabulary entry) and records it as recent; InvalidArgument
+  /// when no logit is finite.
   int32_t sample(std::span<const float> logits);
   /// Records tokens that the penalties should see without sampling them (e.g. the prompt).
   void accept(int32_t token);
@@ -35,9 +30,9 @@ class Sampler {
 
  private:
   SamplerOptions options_;
-  std::mt19937_64 rng_;
+  std::shared_ptr<Context> host_;
   std::deque<int32_t> recent_;
-  std::vector<float> scratch_;
+  int64_t draws_ = 0;
 };
 
 /// Index of the largest logit, lowest index on ties; NaN never wins.

@@ -14,6 +14,9 @@ struct AttentionOptions {
   int64_t query_offset =
       0;        ///< absolute position of query 0 (0 is PyTorch's is_causal; Sk - Sq with a KV cache)
   Tensor mask;  ///< optional additive mask broadcastable to [B, Hq, Sq, Sk] (f32 or q's dtype)
+  /// Optional i32 [B] on q's device: batch b sees only keys [0, key_lengths[b]) (values past Sk count as Sk).
+  /// Read by the kernels, so a KV cache view of full capacity can serve a replayed graph as it fills.
+  Tensor key_lengths;
 };
 
 /// softmax(scale * q k^T + mask) v for q [B, Hq, Sq, D], k and v [B, Hkv, Sk, D] with Hkv dividing Hq

@@ -13,8 +13,9 @@ namespace metallic::cpu {
 namespace {
 
 template <class T>
-void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, float scale,
-                     bool causal, int64_t query_offset, const Tensor& out) {
+void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                     const Tensor& key_lengths, float scale, bool causal, int64_t query_offset,
+                     const Tensor& out) {
   using backend::load;
   const int64_t batch = q.dim(0), hq = q.dim(1), sq = q.dim(2), d = q.dim(3);
   const int64_t hkv = k.dim(1), sk = k.dim(2), group = hq / hkv;
@@ -27,6 +28,7 @@ void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const Te
   std::vector<float> scores(static_cast<size_t>(sk)), acc(static_cast<size_t>(d));
 
   for (int64_t b = 0; b < batch; ++b) {
+    const int64_t keys = key_lengths.defined() ? std::clamp<int64_t>(key_lengths.data_as<int32_t>()[b], 0, sk) : sk;
     for (int64_t h = 0; h < hq; ++h) {
       const int64_t kvh = h / group;
       const T* kh = kp + b * k.stride(0) + kvh * k.stride(1);
@@ -36,7 +38,7 @@ void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const Te
         float row_max = neg_inf;
         for (int64_t j = 0; j < sk; ++j) {
           float s = neg_inf;
-          if (!causal || j <= i + query_offset) {
+          if (j < keys && (!causal || j <= i + query_offset)) {
             const T* kj = kh + j * k.stride(2);
             float dot = 0.0f;
             for (int64_t c = 0; c < d; ++c) dot += load(qi[c]) * load(kj[c]);
@@ -68,12 +70,12 @@ void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const Te
 
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, float scale,
-               bool causal, int64_t query_offset, const Tensor& out) {
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+               const Tensor& key_lengths, float scale, bool causal, int64_t query_offset, const Tensor& out) {
   backend::visit_dense(q.dtype(), "sdpa", [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, f16> || std::is_same_v<T, bf16>)
-      attention_typed<T>(q, k, v, mask, scale, causal, query_offset, out);
+      attention_typed<T>(q, k, v, mask, key_lengths, scale, causal, query_offset, out);
     else
       fail(ErrorCode::NotSupported, "sdpa: dtype ", name(q.dtype()), " is not supported");
   });

@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(32 * kGeneralRows) general_kernel(Params p, in
     qr[c] = d < p.d ? backend::load(q[d]) * p.scale_log2 : 0.0f;
     acc[c] = 0.0f;
   }
-  int64_t key_end = p.sk;
+  int64_t key_end = attn::keys_of(p, b);
   if (p.causal) key_end = std::min<int64_t>(key_end, std::max<int64_t>(0, i + p.query_offset + 1));
   float m = -INFINITY, l = 0.0f;
   for (int64_t j = 0; j < key_end; ++j) {
@@ -183,8 +183,8 @@ void fill_strides(const Tensor& t, int64_t (&s)[3]) {
 
 }  // namespace
 
-void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, float scale,
-               bool causal, int64_t query_offset, const Tensor& out) {
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+               const Tensor& key_lengths, float scale, bool causal, int64_t query_offset, const Tensor& out) {
   const int64_t rows = q.dim(0) * q.dim(1) * q.dim(2);
   if (rows == 0) return;
   const int64_t d = q.dim(3);
@@ -207,6 +207,7 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
     p.mask = mask.data_as<float>();
     for (int dim = 0; dim < 4; ++dim) p.m_stride[dim] = mask.stride(dim);
   }
+  if (key_lengths.defined()) p.key_lengths = key_lengths.data_as<int32_t>();
   p.batch = static_cast<int>(q.dim(0));
   p.hq = static_cast<int>(q.dim(1));
   p.sq = static_cast<int>(q.dim(2));

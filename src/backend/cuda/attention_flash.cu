@@ -113,13 +113,14 @@ __global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
   const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
   const int kvh = h / p.group;
   const int m0 = m_block * kRows;
+  const int sk = keys_of(p, b);
 
   const T* q = static_cast<const T*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1];
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
   const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1];
 
   // Keys this block can see at all.
-  int64_t key_end = p.sk;
+  int64_t key_end = sk;
   if (p.causal) {
     const int64_t visible = m0 + kRows + p.query_offset;
     key_end = visible < 0 ? 0 : (visible < key_end ? visible : key_end);
@@ -130,8 +131,8 @@ __global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
   const auto load_stage = [&](int tile) {
     if (tile < n_tiles) {
       T* ks = ring + (tile % kStages) * 2 * kBlockN * D;
-      load_tile<T, D, kBlockN, kThr>(ks, k, p.k_stride[2], tile * kBlockN, p.sk);
-      load_tile<T, D, kBlockN, kThr>(ks + kBlockN * D, v, p.v_stride[2], tile * kBlockN, p.sk);
+      load_tile<T, D, kBlockN, kThr>(ks, k, p.k_stride[2], tile * kBlockN, sk);
+      load_tile<T, D, kBlockN, kThr>(ks + kBlockN * D, v, p.v_stride[2], tile * kBlockN, sk);
     }
     cp_async_commit();  // empty groups keep the wait count uniform
   };
@@ -177,7 +178,7 @@ __global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
     }
 
     // Only tiles that cross the end of the keys or the diagonal need per-element masking.
-    const bool edge = n0 + kBlockN > p.sk || (p.causal && n0 + kBlockN - 1 > m0 + warp * 16 + p.query_offset);
+    const bool edge = n0 + kBlockN > sk || (p.causal && n0 + kBlockN - 1 > m0 + warp * 16 + p.query_offset);
 #pragma unroll
     for (int nt = 0; nt < kBlockN / 8; ++nt) {
 #pragma unroll
@@ -185,10 +186,10 @@ __global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
         float x = s[nt][e] * p.scale_log2;
         const int row = row_lo + (e >> 1) * 8;
         const int col = n0 + nt * 8 + 2 * t + (e & 1);
-        if (kMask && row < p.sq && col < p.sk)
+        if (kMask && row < p.sq && col < sk)
           x += kLog2e *
                p.mask[b * p.m_stride[0] + h * p.m_stride[1] + row * p.m_stride[2] + col * p.m_stride[3]];
-        if (edge && (col >= p.sk || (p.causal && col > row + p.query_offset))) x = -INFINITY;
+        if (edge && (col >= sk || (p.causal && col > row + p.query_offset))) x = -INFINITY;
         s[nt][e] = x;
       }
     }
@@ -285,8 +286,8 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
 
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
   const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1];
-  const int64_t k0 = chunk * split.chunk_len,
-                k1 = split.keys < k0 + split.chunk_len ? split.keys : k0 + split.chunk_len;
+  const int64_t keys = p.key_lengths ? min(split.keys, static_cast<int64_t>(keys_of(p, b))) : split.keys;
+  const int64_t k0 = chunk * split.chunk_len, k1 = keys < k0 + split.chunk_len ? keys : k0 + split.chunk_len;
   const int n_tiles = static_cast<int>((k1 - k0 + kBlockN - 1) / kBlockN);
 
   // Query rows: row r of the tile is query (r0 + r) % Sq of q head kvh * group + (r0 + r) / Sq.

@@ -14,13 +14,19 @@ struct Params {
   const void* k;
   const void* v;
   void* out;
-  const float* mask;  // null when absent; strides below index [B, Hq, Sq, Sk]
+  const float* mask;         // null when absent; strides below index [B, Hq, Sq, Sk]
+  const int* key_lengths;    // null when absent: keys of batch b end at min(sk, key_lengths[b])
   int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3], m_stride[4];
   int batch, hq, hkv, sq, sk, d, group;
   float scale_log2;  // scale * log2(e): softmax runs in base 2
   bool causal;
   int64_t query_offset;
 };
+
+/// Keys batch `b` can see: all `sk`, or fewer when the call passed key lengths.
+__device__ __forceinline__ int keys_of(const Params& p, int b) {
+  return p.key_lengths ? max(0, min(p.sk, p.key_lengths[b])) : p.sk;
+}
 
 /// Which element type a launcher runs on.
 enum class Kind { F16, BF16 };

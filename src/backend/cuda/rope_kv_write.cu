@@ -1,0 +1,135 @@
+// RoPE fused with the KV-cache append on CUDA. One block per (token, batch) reads the token's position from
+// device memory, derives the angles of its pairs once into shared memory (frequency and range reduction in
+// double, as the rope kernel does), rotates q in place and writes rotated k and plain v into the caches.
+#include <cmath>
+
+#include "backend/cuda/launch.h"
+#include "backend/rope.h"
+#include "backend/scalar.h"
+
+namespace metallic::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxPairs = 256;
+
+struct Strides {
+  int64_t b, s, h;
+};
+
+Strides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
+struct KvParams {
+  void* q;
+  const void* k;
+  const void* v;
+  void* k_cache;
+  void* v_cache;
+  Strides qs, ks, vs, kcs, vcs;
+  const int32_t* positions;
+  int hq, hkv, d, half, capacity;
+  bool neox;
+  double neg_log2_theta_over_half;
+  const float* freq_factors;
+  int64_t freq_stride;
+};
+
+template <class T, class C>
+__global__ void __launch_bounds__(kThreads) rope_kv_write_kernel(KvParams p) {
+  __shared__ float s_cos[kMaxPairs], s_sin[kMaxPairs];
+  const int s = static_cast<int>(blockIdx.x), b = static_cast<int>(blockIdx.y);
+  const int pos = p.positions[s];
+  for (int i = threadIdx.x; i < p.half; i += kThreads) {
+    double inv_freq = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
+    if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
+    const double angle = pos * inv_freq;
+    const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
+    sincosf(static_cast<float>(reduced), &s_sin[i], &s_cos[i]);
+  }
+  __syncthreads();
+  // Pair i of a head: elements (2i, 2i+1) interleaved, (i, i + half) in NEOX order.
+  const auto first = [&](int i) { return p.neox ? i : 2 * i; };
+  const int second_off = p.neox ? p.half : 1;
+
+  T* q = static_cast<T*>(p.q) + b * p.qs.b + s * p.qs.s;
+  for (int idx = threadIdx.x; idx < p.hq * p.half; idx += kThreads) {
+    const int h = idx / p.half, i = idx % p.half;
+    T* x = q + h * p.qs.h + first(i);
+    const float a = backend::load(x[0]), c = backend::load(x[second_off]);
+    x[0] = backend::store<T>(a * s_cos[i] - c * s_sin[i]);
+    x[second_off] = backend::store<T>(a * s_sin[i] + c * s_cos[i]);
+  }
+  if (pos < 0 || pos >= p.capacity) return;
+  const T* k = static_cast<const T*>(p.k) + b * p.ks.b + s * p.ks.s;
+  const T* v = static_cast<const T*>(p.v) + b * p.vs.b + s * p.vs.s;
+  C* kc = static_cast<C*>(p.k_cache) + b * p.kcs.b + static_cast<int64_t>(pos) * p.kcs.s;
+  C* vc = static_cast<C*>(p.v_cache) + b * p.vcs.b + static_cast<int64_t>(pos) * p.vcs.s;
+  for (int idx = threadIdx.x; idx < p.hkv * p.d; idx += kThreads) {
+    const int h = idx / p.d, j = idx % p.d;
+    vc[h * p.vcs.h + j] = backend::store<C>(backend::load(v[h * p.vs.h + j]));
+    // Element j of k: the rotated member of its pair, or passed through past the rotary dimensions.
+    const T* kh = k + h * p.ks.h;
+    float out = backend::load(kh[j]);
+    if (j < 2 * p.half) {
+      const int i = p.neox ? j % p.half : j / 2;
+      const bool is_first = p.neox ? j < p.half : j % 2 == 0;
+      const float a = backend::load(kh[first(i)]), c = backend::load(kh[first(i) + second_off]);
+      out = is_first ? a * s_cos[i] - c * s_sin[i] : a * s_sin[i] + c * s_cos[i];
+    }
+    kc[h * p.kcs.h + j] = backend::store<C>(out);
+  }
+}
+
+template <class T>
+void launch_typed(const KvParams& p, DType cache, unsigned seq, unsigned batch, cudaStream_t stream) {
+  const dim3 grid(seq, batch);
+  switch (cache) {
+    case DType::F32: rope_kv_write_kernel<T, float><<<grid, kThreads, 0, stream>>>(p); break;
+    case DType::F16: rope_kv_write_kernel<T, f16><<<grid, kThreads, 0, stream>>>(p); break;
+    case DType::BF16: rope_kv_write_kernel<T, bf16><<<grid, kThreads, 0, stream>>>(p); break;
+    default: fail(ErrorCode::NotSupported, "rope_kv_write: cache dtype ", name(cache));
+  }
+  MTL_CUDA_CHECK_LAUNCH("rope_kv_write_kernel");
+}
+
+}  // namespace
+
+void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                   const RopeOptions& options, const Tensor& k_cache, const Tensor& v_cache) {
+  const int64_t half = options.rotary_dims / 2;
+  check(half <= kMaxPairs, ErrorCode::NotSupported, "rope_kv_write: more than ", kMaxPairs,
+        " rotated pairs per head");
+  check(q.dim(1) <= INT32_MAX && q.dim(0) <= 65535 && k_cache.dim(1) <= INT32_MAX, ErrorCode::NotSupported,
+        "rope_kv_write: shape ", q.shape().to_string(), " exceeds the CUDA grid limits");
+  KvParams p{};
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.k_cache = k_cache.data();
+  p.v_cache = v_cache.data();
+  p.qs = strides_of(q);
+  p.ks = strides_of(k);
+  p.vs = strides_of(v);
+  p.kcs = strides_of(k_cache);
+  p.vcs = strides_of(v_cache);
+  p.positions = positions.data_as<int32_t>();
+  p.hq = static_cast<int>(q.dim(2));
+  p.hkv = static_cast<int>(k.dim(2));
+  p.d = static_cast<int>(q.dim(3));
+  p.half = static_cast<int>(half);
+  p.capacity = static_cast<int>(k_cache.dim(1));
+  p.neox = options.style == RopeStyle::Neox;
+  p.neg_log2_theta_over_half = -std::log2(static_cast<double>(options.theta)) / static_cast<double>(half);
+  p.freq_factors = options.freq_factors.defined() ? options.freq_factors.data_as<float>() : nullptr;
+  p.freq_stride = options.freq_factors.defined() ? options.freq_factors.stride(0) : 0;
+  const auto seq = static_cast<unsigned>(q.dim(1)), batch = static_cast<unsigned>(q.dim(0));
+  const cudaStream_t stream = stream_of(q);
+  switch (q.dtype()) {
+    case DType::F32: return launch_typed<float>(p, k_cache.dtype(), seq, batch, stream);
+    case DType::F16: return launch_typed<f16>(p, k_cache.dtype(), seq, batch, stream);
+    case DType::BF16: return launch_typed<bf16>(p, k_cache.dtype(), seq, batch, stream);
+    default: fail(ErrorCode::NotSupported, "rope_kv_write: dtype ", name(q.dtype()));
+  }
+}
+
+}  // namespace metallic::cuda
