@@ -10,7 +10,8 @@
 #define MTL_ROPE_KERNELS                                                                         \
   void rope(const Tensor& x, const RopeOptions& options, const Tensor& out);                     \
   void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, \
-                     const RopeOptions& options, const Tensor& k_cache, const Tensor& v_cache);
+                     const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,     \
+                     const Tensor& v_cache);
 
 namespace metallic::cpu {
 MTL_ROPE_KERNELS

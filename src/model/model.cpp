@@ -40,12 +40,14 @@ class WeightLoader {
     for (const gguf::TensorInfo& t : file->tensors()) total_ += static_cast<int64_t>(t.bytes);
   }
 
-  // `dims` in PyTorch order (outermost first); ggml order is its reverse.
-  Tensor matrix(const std::string& name, std::vector<int64_t> dims, bool required = true) {
+  // The file's entry for `name`, checked against `dims` (PyTorch order, outermost first; ggml order is its
+  // reverse); null when absent and not `required`.
+  const gguf::TensorInfo* find(const std::string& name, const std::vector<int64_t>& dims,
+                               bool required) const {
     const gguf::TensorInfo* info = file_->find_tensor(name);
     if (!info) {
       check(!required, ErrorCode::Format, "model: required tensor '", name, "' is missing");
-      return {};
+      return nullptr;
     }
     std::vector<int64_t> want(dims.rbegin(), dims.rend());
     check(info->dims == want, ErrorCode::Format, "model: tensor '", name, "' has shape ",
@@ -55,6 +57,12 @@ class WeightLoader {
       check(is_matmul_type(info->dtype), ErrorCode::NotSupported, "model: tensor '", name, "' has type ",
             metallic::name(info->dtype),
             ", which the matmul kernels do not support (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
+    return info;
+  }
+
+  Tensor matrix(const std::string& name, const std::vector<int64_t>& dims, bool required = true) {
+    const gguf::TensorInfo* info = find(name, dims, required);
+    if (!info) return {};
     // Host view of the mapped bytes, kept alive by the file.
     auto buffer = Buffer::wrap(host_, const_cast<uint8_t*>(info->data), info->bytes, file_);
     Tensor host(buffer, 0, Dims(std::span<const int64_t>(dims)),
@@ -69,6 +77,49 @@ class WeightLoader {
     bytes_ += t.nbytes();
     parameters_ += t.numel();
     if (progress_) progress_(done_, total_);
+    return t;
+  }
+
+  // Matrices [rows_i, cols] of one type stacked by rows into one device tensor, so that one GEMV or GEMM
+  // serves them all; undefined where the types differ, or on the CPU (weights stay in the mapped file).
+  Tensor stacked(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols) {
+    std::vector<const gguf::TensorInfo*> infos;
+    int64_t rows = 0;
+    for (const auto& [name, n] : parts) {
+      infos.push_back(find(name, {n, cols}, true));
+      rows += n;
+    }
+    const DType dtype = infos.front()->dtype;
+    if (context_->device().is_cpu() ||
+        std::any_of(infos.begin(), infos.end(), [&](const auto* i) { return i->dtype != dtype; }))
+      return {};
+    const Tensor t = Tensor::empty(context_, {rows, cols}, dtype);
+    int64_t offset = 0;
+    for (const gguf::TensorInfo* info : infos) {
+      const auto bytes = static_cast<int64_t>(info->bytes);
+      Tensor(t.buffer(), offset, {bytes}, {1}, DType::U8)
+          .assign(std::span<const uint8_t>(info->data, info->bytes));
+      offset += bytes;
+      done_ += bytes;
+      if (progress_) progress_(done_, total_);
+    }
+    bytes_ += t.nbytes();
+    parameters_ += t.numel();
+    return t;
+  }
+
+  // 1-D f32 tensors (biases) joined end to end.
+  Tensor joined(const std::vector<std::pair<std::string, int64_t>>& parts) {
+    std::vector<float> values;
+    for (const auto& [name, n] : parts) {
+      const std::vector<float> part = matrix(name, {n}).to_vector<float>();
+      values.insert(values.end(), part.begin(), part.end());
+    }
+    bytes_ -= static_cast<int64_t>(values.size() * sizeof(float));  // counted once more below
+    parameters_ -= static_cast<int64_t>(values.size());
+    const Tensor t = Tensor::from_vector(context_, values, {static_cast<int64_t>(values.size())});
+    bytes_ += t.nbytes();
+    parameters_ += t.numel();
     return t;
   }
 
@@ -105,16 +156,29 @@ std::shared_ptr<Model> Model::load(std::shared_ptr<const gguf::File> file,
     const std::string p = "blk." + std::to_string(l) + ".";
     LayerWeights L;
     L.attn_norm = w.matrix(p + "attn_norm.weight", {c.n_embd});
-    L.wq = w.matrix(p + "attn_q.weight", {q_dim, c.n_embd});
-    L.wk = w.matrix(p + "attn_k.weight", {kv_dim, c.n_embd});
-    L.wv = w.matrix(p + "attn_v.weight", {kv_dim, c.n_embd});
+    const std::vector<std::pair<std::string, int64_t>> qkv{
+        {p + "attn_q.weight", q_dim}, {p + "attn_k.weight", kv_dim}, {p + "attn_v.weight", kv_dim}};
+    L.wqkv = w.stacked(qkv, c.n_embd);
+    if (!L.wqkv.defined()) {
+      L.wq = w.matrix(p + "attn_q.weight", {q_dim, c.n_embd});
+      L.wk = w.matrix(p + "attn_k.weight", {kv_dim, c.n_embd});
+      L.wv = w.matrix(p + "attn_v.weight", {kv_dim, c.n_embd});
+    }
     L.wo = w.matrix(p + "attn_output.weight", {c.n_embd, q_dim});
-    L.bq = w.matrix(p + "attn_q.bias", {q_dim}, c.qkv_bias);
-    L.bk = w.matrix(p + "attn_k.bias", {kv_dim}, c.qkv_bias);
-    L.bv = w.matrix(p + "attn_v.bias", {kv_dim}, c.qkv_bias);
+    if (c.qkv_bias && L.wqkv.defined()) {
+      L.bqkv =
+          w.joined({{p + "attn_q.bias", q_dim}, {p + "attn_k.bias", kv_dim}, {p + "attn_v.bias", kv_dim}});
+    } else {
+      L.bq = w.matrix(p + "attn_q.bias", {q_dim}, c.qkv_bias);
+      L.bk = w.matrix(p + "attn_k.bias", {kv_dim}, c.qkv_bias);
+      L.bv = w.matrix(p + "attn_v.bias", {kv_dim}, c.qkv_bias);
+    }
     L.ffn_norm = w.matrix(p + "ffn_norm.weight", {c.n_embd});
-    L.w_gate = w.matrix(p + "ffn_gate.weight", {c.n_ff, c.n_embd});
-    L.w_up = w.matrix(p + "ffn_up.weight", {c.n_ff, c.n_embd});
+    L.w_gate_up = w.stacked({{p + "ffn_gate.weight", c.n_ff}, {p + "ffn_up.weight", c.n_ff}}, c.n_embd);
+    if (!L.w_gate_up.defined()) {
+      L.w_gate = w.matrix(p + "ffn_gate.weight", {c.n_ff, c.n_embd});
+      L.w_up = w.matrix(p + "ffn_up.weight", {c.n_ff, c.n_embd});
+    }
     L.w_down = w.matrix(p + "ffn_down.weight", {c.n_embd, c.n_ff});
     m->layers_.push_back(std::move(L));
   }
@@ -177,8 +241,8 @@ Tensor Model::forward(std::span<const int32_t> ids, KVCache& cache, bool all_log
 
 bool Model::decodes_on_device() const { return embedding_table_supported(token_embd_.dtype()); }
 
-void Model::decode(const Tensor& token, const Tensor& position, const Tensor& key_length, const KVCache& cache,
-                   const Tensor& logits) const {
+void Model::decode(const Tensor& token, const Tensor& position, const Tensor& key_length,
+                   const KVCache& cache, const Tensor& logits) const {
   check(decodes_on_device(), ErrorCode::NotSupported, "decode: the embedding table is ",
         name(token_embd_.dtype()), ", which the embedding op does not gather from");
   MemoryPool& pool = context_->pool();
@@ -189,7 +253,8 @@ void Model::decode(const Tensor& token, const Tensor& position, const Tensor& ke
   pool.release(mark);
 }
 
-void Model::run(const Tensor& x, const Placement& placement, const KVCache& cache, const Tensor& logits) const {
+void Model::run(const Tensor& x, const Placement& placement, const KVCache& cache,
+                const Tensor& logits) const {
   const ModelConfig& c = config_;
   const int64_t n = x.dim(0), q_dim = c.n_heads * c.head_dim, kv_dim = c.n_kv_heads * c.head_dim;
   const auto scratch = [&](const Shape& shape, DType dtype) {
@@ -197,11 +262,13 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
   };
   const DType kv = cache.dtype();
   const Tensor h = scratch({n, c.n_embd}, DType::F32), sub = scratch({n, c.n_embd}, DType::F32);
-  const Tensor q = scratch({n, q_dim}, DType::F32), k = scratch({n, kv_dim}, DType::F32),
-               v = scratch({n, kv_dim}, DType::F32);
+  const Tensor qkv = scratch({n, q_dim + 2 * kv_dim}, DType::F32);
+  const Tensor q = qkv.narrow(1, 0, q_dim), k = qkv.narrow(1, q_dim, kv_dim),
+               v = qkv.narrow(1, q_dim + kv_dim, kv_dim);
   const Tensor qh = kv == DType::F32 ? q : scratch({n, q_dim}, kv);
   const Tensor o = scratch({n, q_dim}, kv), o32 = kv == DType::F32 ? o : scratch({n, q_dim}, DType::F32);
-  const Tensor gate = scratch({n, c.n_ff}, DType::F32), up = scratch({n, c.n_ff}, DType::F32);
+  const Tensor gate_up = scratch({n, 2 * c.n_ff}, DType::F32), act = scratch({n, c.n_ff}, DType::F32);
+  const Tensor gate = gate_up.narrow(1, 0, c.n_ff), up = gate_up.narrow(1, c.n_ff, c.n_ff);
   const Shape q_heads{1, n, c.n_heads, c.head_dim}, kv_heads{1, n, c.n_kv_heads, c.head_dim};
   const RopeOptions rope_options{c.rope_style, c.rope_theta, 0, c.rope_dims, rope_freqs_};
   const bool prefix = placement.start >= 0;
@@ -212,12 +279,15 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& L = layers_[l];
     const auto layer = static_cast<int64_t>(l);
-    linear(h, L.wq, L.bq, q);
-    linear(h, L.wk, L.bk, k);
-    linear(h, L.wv, L.bv, v);
+    if (L.wqkv.defined()) {
+      linear(h, L.wqkv, L.bqkv, qkv);
+    } else {
+      linear(h, L.wq, L.bq, q);
+      linear(h, L.wk, L.bk, k);
+      linear(h, L.wv, L.bv, v);
+    }
     rope_kv_write(q.view(q_heads), k.view(kv_heads), v.view(kv_heads), placement.positions, rope_options,
-                  cache.keys(layer), cache.values(layer));
-    if (qh.data() != q.data()) copy(q, qh);
+                  qh.view(q_heads), cache.keys(layer), cache.values(layer));
     // Attention reads the cache in its seq-major layout through [B, H, S, D] views.
     scaled_dot_product_attention(qh.view(q_heads).permute({0, 2, 1, 3}),
                                  cache.keys(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}),
@@ -226,10 +296,14 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
     if (o32.data() != o.data()) copy(o, o32);
     linear(o32, L.wo, {}, sub);
     add_rms_norm(sub, x, L.ffn_norm, c.rms_eps, x, h);
-    linear(h, L.w_gate, {}, gate);
-    linear(h, L.w_up, {}, up);
-    swiglu(gate, up, gate);
-    linear(gate, L.w_down, {}, sub);
+    if (L.w_gate_up.defined()) {
+      linear(h, L.w_gate_up, {}, gate_up);
+    } else {
+      linear(h, L.w_gate, {}, gate);
+      linear(h, L.w_up, {}, up);
+    }
+    swiglu(gate, up, act);
+    linear(act, L.w_down, {}, sub);
     const Tensor& next_norm = l + 1 < layers_.size() ? layers_[l + 1].attn_norm : output_norm_;
     add_rms_norm(sub, x, next_norm, c.rms_eps, x, h);
   }

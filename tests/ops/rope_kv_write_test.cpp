@@ -46,10 +46,12 @@ class RopeKvWrite : public ::testing::TestWithParam<Case> {
       options.freq_factors = Tensor::from_vector(ctx, f, {rot / 2});
       host_options.freq_factors = Tensor::from_vector(host, f, {rot / 2});
     }
-    rope_kv_write(q, k, v, Tensor::from_vector(ctx, positions, {s}), options, kc, vc);
+    // Rotated q goes to the caches' dtype: in place when that is q's.
+    const Tensor q_out = cache_dtype == dtype ? q : Tensor::empty(ctx, q.shape(), cache_dtype);
+    rope_kv_write(q, k, v, Tensor::from_vector(ctx, positions, {s}), options, q_out, kc, vc);
 
     const double tol = std::max(test::dtype_tolerance(dtype), test::dtype_tolerance(cache_dtype));
-    const auto got_q = q.to_vector<float>(), got_k = kc.to_vector<float>(), got_v = vc.to_vector<float>();
+    const auto got_q = q_out.to_vector<float>(), got_k = kc.to_vector<float>(), got_v = vc.to_vector<float>();
     std::set<int64_t> written;
     for (int64_t t = 0; t < s; ++t) {
       host_options.position_offset = positions[static_cast<size_t>(t)];
@@ -85,6 +87,7 @@ class RopeKvWrite : public ::testing::TestWithParam<Case> {
 TEST_P(RopeKvWrite, MatchesRopeThenCopy) {
   for (RopeStyle style : {RopeStyle::Neox, RopeStyle::Interleaved}) {
     run(style, 64, 64, false, DType::F16, {7, 2, 40}, 50);
+    run(style, 64, 64, false, GetParam().dtype, {1, 0}, 4);
     run(style, 128, 96, true, DType::F32, {0, 31, 5, 6}, 32);
   }
 }
@@ -106,15 +109,18 @@ TEST_P(RopeKvWrite, RejectsBadArguments) {
   const Tensor kc = make({1, 16, 2, 8}), vc = make({1, 16, 2, 8});
   const Tensor pos = Tensor::from_vector(ctx, std::vector<int32_t>{0, 1}, {2});
   EXPECT_METALLIC_ERROR(
-      rope_kv_write(q, k, v, Tensor::from_vector(ctx, std::vector<int32_t>{0}, {1}), {}, kc, vc),
+      rope_kv_write(q, k, v, Tensor::from_vector(ctx, std::vector<int32_t>{0}, {1}), {}, q, kc, vc),
       ErrorCode::ShapeMismatch);
   EXPECT_METALLIC_ERROR(
-      rope_kv_write(q, k, v, Tensor::from_vector(ctx, std::vector<int64_t>{0, 1}, {2}), {}, kc, vc),
+      rope_kv_write(q, k, v, Tensor::from_vector(ctx, std::vector<int64_t>{0, 1}, {2}), {}, q, kc, vc),
       ErrorCode::InvalidArgument);
-  EXPECT_METALLIC_ERROR(rope_kv_write(q, k, make({1, 2, 2, 8}, DType::F16), pos, {}, kc, vc),
+  EXPECT_METALLIC_ERROR(rope_kv_write(q, k, make({1, 2, 2, 8}, DType::F16), pos, {}, q, kc, vc),
                         ErrorCode::DTypeMismatch);
-  EXPECT_METALLIC_ERROR(rope_kv_write(q, k, v, pos, {}, kc, make({1, 16, 3, 8})), ErrorCode::ShapeMismatch);
-  EXPECT_METALLIC_ERROR(rope_kv_write(q, k, v, pos, {RopeStyle::Neox, 10000.0f, 0, 5, {}}, kc, vc),
+  EXPECT_METALLIC_ERROR(rope_kv_write(q, k, v, pos, {}, q, kc, make({1, 16, 3, 8})),
+                        ErrorCode::ShapeMismatch);
+  EXPECT_METALLIC_ERROR(rope_kv_write(q, k, v, pos, {}, make({1, 2, 4, 8}, DType::F16), kc, vc),
+                        ErrorCode::DTypeMismatch);
+  EXPECT_METALLIC_ERROR(rope_kv_write(q, k, v, pos, {RopeStyle::Neox, 10000.0f, 0, 5, {}}, q, kc, vc),
                         ErrorCode::InvalidArgument);
 }
 

@@ -18,10 +18,11 @@ namespace metallic {
 /// Called while weights load with the bytes done so far and the total.
 using LoadProgress = std::function<void(int64_t done, int64_t total)>;
 
-/// Weights of one transformer block.
+/// Weights of one transformer block. Where the types agree (on a GPU), q, k and v are stacked into wqkv
+/// (bias bqkv) and gate and up into w_gate_up, and the separate tensors stay undefined.
 struct LayerWeights {
-  Tensor attn_norm, wq, wk, wv, wo, bq, bk, bv;
-  Tensor ffn_norm, w_gate, w_up, w_down;
+  Tensor attn_norm, wq, wk, wv, wqkv, wo, bq, bk, bv, bqkv;
+  Tensor ffn_norm, w_gate, w_up, w_gate_up, w_down;
 };
 
 /// A loaded model: configuration, weights on one device, and the forward pass. Weights keep their GGUF

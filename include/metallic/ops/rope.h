@@ -27,12 +27,14 @@ Tensor rope(const Tensor& x, const RopeOptions& options);
 /// rope into `out` (x's shape and dtype; may be x itself for in-place).
 void rope(const Tensor& x, const RopeOptions& options, const Tensor& out);
 
-/// RoPE fused with the KV-cache append: rotates q in place, writes rope(k[b, s]) to k_cache[b, positions[s]]
+/// RoPE fused with the KV-cache append: writes rope(q) to q_out, rope(k[b, s]) to k_cache[b, positions[s]]
 /// and v[b, s] to v_cache[b, positions[s]]. q [B, S, Hq, D], k and v [B, S, Hkv, D] of one float dtype;
-/// caches [B, capacity, Hkv, D] of one float dtype; last dimensions dense. positions: i32 [S] on the same
+/// caches [B, capacity, Hkv, D] and q_out (q's shape; may be q itself when the dtypes agree) of one float
+/// dtype, so attention reads all three in one type; last dimensions dense. positions: i32 [S] on the same
 /// device, also the rotation positions (options.position_offset is not used). The kernels read positions
 /// from memory, so a replayed graph can move them; a position outside [0, capacity) writes nothing.
 void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
-                   const RopeOptions& options, const Tensor& k_cache, const Tensor& v_cache);
+                   const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,
+                   const Tensor& v_cache);
 
 }  // namespace metallic

@@ -65,7 +65,8 @@ void rope(const Tensor& x, const RopeOptions& options, const Tensor& out) {
 }
 
 void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
-                   const RopeOptions& options, const Tensor& k_cache, const Tensor& v_cache) {
+                   const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,
+                   const Tensor& v_cache) {
   const std::vector<double> inv_freq = inverse_frequencies(options);
   const int32_t* pos = positions.data_as<int32_t>();
   const int64_t capacity = k_cache.dim(1);
@@ -78,10 +79,10 @@ void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
         for (int64_t s = 0; s < q.dim(1); ++s) {
           const auto p = static_cast<double>(pos[s]);
           for (int64_t h = 0; h < q.dim(2); ++h) {
-            T* qr = q.data_as<T>() + b * q.stride(0) + s * q.stride(1) + h * q.stride(2);
-            read_row(qr, 1, row);
+            read_row(q.data_as<T>() + b * q.stride(0) + s * q.stride(1) + h * q.stride(2), 1, row);
             rotate(row, p, inv_freq, options.style);
-            write_row(qr, 1, row);
+            write_row(q_out.data_as<C>() + b * q_out.stride(0) + s * q_out.stride(1) + h * q_out.stride(2), 1,
+                      row);
           }
           if (pos[s] < 0 || pos[s] >= capacity) continue;
           for (int64_t h = 0; h < k.dim(2); ++h) {

@@ -1,6 +1,6 @@
 // RoPE fused with the KV-cache append on CUDA. One block per (token, batch) reads the token's position from
 // device memory, derives the angles of its pairs once into shared memory (frequency and range reduction in
-// double, as the rope kernel does), rotates q in place and writes rotated k and plain v into the caches.
+// double, as the rope kernel does), writes rotated q to q_out and rotated k and plain v into the caches.
 #include <cmath>
 
 #include "backend/cuda/launch.h"
@@ -20,12 +20,13 @@ struct Strides {
 Strides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
 struct KvParams {
-  void* q;
+  const void* q;
+  void* q_out;
   const void* k;
   const void* v;
   void* k_cache;
   void* v_cache;
-  Strides qs, ks, vs, kcs, vcs;
+  Strides qs, qos, ks, vs, kcs, vcs;
   const int32_t* positions;
   int hq, hkv, d, half, capacity;
   bool neox;
@@ -48,35 +49,36 @@ __global__ void __launch_bounds__(kThreads) rope_kv_write_kernel(KvParams p) {
   }
   __syncthreads();
   // Pair i of a head: elements (2i, 2i+1) interleaved, (i, i + half) in NEOX order.
-  const auto first = [&](int i) { return p.neox ? i : 2 * i; };
-  const int second_off = p.neox ? p.half : 1;
-
-  T* q = static_cast<T*>(p.q) + b * p.qs.b + s * p.qs.s;
-  for (int idx = threadIdx.x; idx < p.hq * p.half; idx += kThreads) {
-    const int h = idx / p.half, i = idx % p.half;
-    T* x = q + h * p.qs.h + first(i);
-    const float a = backend::load(x[0]), c = backend::load(x[second_off]);
-    x[0] = backend::store<T>(a * s_cos[i] - c * s_sin[i]);
-    x[second_off] = backend::store<T>(a * s_sin[i] + c * s_cos[i]);
+  const int second = p.neox ? p.half : 1, rot = 2 * p.half, pass = p.d - rot;
+  const auto rotate = [&](const T* in, C* out, int i) {
+    const int a = p.neox ? i : 2 * i;
+    const float x = backend::load(in[a]), y = backend::load(in[a + second]);
+    out[a] = backend::store<C>(x * s_cos[i] - y * s_sin[i]);
+    out[a + second] = backend::store<C>(x * s_sin[i] + y * s_cos[i]);
+  };
+  // Pairs are read and written by one thread, so q_out may be q itself.
+  const T* q = static_cast<const T*>(p.q) + b * p.qs.b + s * p.qs.s;
+  C* qo = static_cast<C*>(p.q_out) + b * p.qos.b + s * p.qos.s;
+  for (int idx = threadIdx.x; idx < p.hq * p.half; idx += kThreads)
+    rotate(q + idx / p.half * p.qs.h, qo + idx / p.half * p.qos.h, idx % p.half);
+  for (int idx = threadIdx.x; idx < p.hq * pass; idx += kThreads) {
+    const int h = idx / pass, j = rot + idx % pass;
+    qo[h * p.qos.h + j] = backend::store<C>(backend::load(q[h * p.qs.h + j]));
   }
   if (pos < 0 || pos >= p.capacity) return;
   const T* k = static_cast<const T*>(p.k) + b * p.ks.b + s * p.ks.s;
   const T* v = static_cast<const T*>(p.v) + b * p.vs.b + s * p.vs.s;
   C* kc = static_cast<C*>(p.k_cache) + b * p.kcs.b + static_cast<int64_t>(pos) * p.kcs.s;
   C* vc = static_cast<C*>(p.v_cache) + b * p.vcs.b + static_cast<int64_t>(pos) * p.vcs.s;
+  for (int idx = threadIdx.x; idx < p.hkv * p.half; idx += kThreads)
+    rotate(k + idx / p.half * p.ks.h, kc + idx / p.half * p.kcs.h, idx % p.half);
+  for (int idx = threadIdx.x; idx < p.hkv * pass; idx += kThreads) {
+    const int h = idx / pass, j = rot + idx % pass;
+    kc[h * p.kcs.h + j] = backend::store<C>(backend::load(k[h * p.ks.h + j]));
+  }
   for (int idx = threadIdx.x; idx < p.hkv * p.d; idx += kThreads) {
     const int h = idx / p.d, j = idx % p.d;
     vc[h * p.vcs.h + j] = backend::store<C>(backend::load(v[h * p.vs.h + j]));
-    // Element j of k: the rotated member of its pair, or passed through past the rotary dimensions.
-    const T* kh = k + h * p.ks.h;
-    float out = backend::load(kh[j]);
-    if (j < 2 * p.half) {
-      const int i = p.neox ? j % p.half : j / 2;
-      const bool is_first = p.neox ? j < p.half : j % 2 == 0;
-      const float a = backend::load(kh[first(i)]), c = backend::load(kh[first(i) + second_off]);
-      out = is_first ? a * s_cos[i] - c * s_sin[i] : a * s_sin[i] + c * s_cos[i];
-    }
-    kc[h * p.kcs.h + j] = backend::store<C>(out);
   }
 }
 
@@ -95,7 +97,8 @@ void launch_typed(const KvParams& p, DType cache, unsigned seq, unsigned batch, 
 }  // namespace
 
 void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
-                   const RopeOptions& options, const Tensor& k_cache, const Tensor& v_cache) {
+                   const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,
+                   const Tensor& v_cache) {
   const int64_t half = options.rotary_dims / 2;
   check(half <= kMaxPairs, ErrorCode::NotSupported, "rope_kv_write: more than ", kMaxPairs,
         " rotated pairs per head");
@@ -103,11 +106,13 @@ void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
         "rope_kv_write: shape ", q.shape().to_string(), " exceeds the CUDA grid limits");
   KvParams p{};
   p.q = q.data();
+  p.q_out = q_out.data();
   p.k = k.data();
   p.v = v.data();
   p.k_cache = k_cache.data();
   p.v_cache = v_cache.data();
   p.qs = strides_of(q);
+  p.qos = strides_of(q_out);
   p.ks = strides_of(k);
   p.vs = strides_of(v);
   p.kcs = strides_of(k_cache);
