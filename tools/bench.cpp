@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include "metallic/core/error.h"
 #include "metallic/core/memory_pool.h"
 #include "metallic/model/decode_step.h"
+#include "metallic/ops/creation.h"
+#include "metallic/ops/matmul.h"
 
 namespace metallic::cli {
 namespace {
@@ -26,6 +29,39 @@ Summary summarize(const std::vector<double>& v) {
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Dense matrix-multiply rate of the device in TFLOP/s, the ceiling prefill is held against: 4096^3 in bf16 on
+// a GPU (cuBLASLt), 1024^3 in f32 on the CPU (OpenBLAS).
+double gemm_tflops(const std::shared_ptr<Context>& context) {
+  const bool gpu = context->device().is_cuda();
+  const int64_t n = gpu ? 4096 : 1024;
+  const DType dtype = gpu ? DType::BF16 : DType::F32;
+  const Tensor a = uniform(context, {n, n}, 1, -1.0, 1.0, dtype),
+               b = uniform(context, {n, n}, 2, -1.0, 1.0, dtype);
+  const Tensor out = Tensor::empty(context, {n, n}, dtype);
+  std::vector<double> seconds;
+  for (int i = 0; i < 12; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    matmul(a, b, out);
+    context->synchronize();
+    if (i >= 2) seconds.push_back(seconds_since(t));
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return 2.0 * static_cast<double>(n * n * n) / seconds[seconds.size() / 2] / 1e12;
+}
+
+// Multiply-adds of prefilling `prompt` tokens, per token: every layer's matrices, attention over the half
+// of the prompt each query sees on average, and the output projection of the last token.
+double prefill_flops_per_token(const Model& model, int64_t prompt) {
+  const ModelConfig& c = model.config();
+  const double q = static_cast<double>(c.n_heads * c.head_dim),
+               kv = static_cast<double>(c.n_kv_heads * c.head_dim);
+  const double e = static_cast<double>(c.n_embd), ff = static_cast<double>(c.n_ff);
+  const double per_layer = e * (q + 2 * kv) + q * e + 3 * e * ff;
+  const double attention = 2 * q * static_cast<double>(prompt) / 2;
+  const double head = e * static_cast<double>(c.n_vocab) / static_cast<double>(prompt);
+  return 2.0 * (static_cast<double>(c.n_layers) * (per_layer + attention) + head);
 }
 
 }  // namespace
@@ -53,6 +89,7 @@ void add_bench_command(CLI::App& app) {
     // A context of its own, so the copy buffers stay out of the model context's peak memory.
     const double copy_gbps =
         Context::create(loaded.context->device())->measure_copy_bandwidth(size_t{1} << 30);
+    const double gemm_rate = gemm_tflops(Context::create(loaded.context->device()));
     const int64_t ctx = args->prompt + args->generate;
     std::vector<int32_t> prompt(static_cast<size_t>(args->prompt));
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 3) % c.n_vocab);
@@ -92,12 +129,14 @@ void add_bench_command(CLI::App& app) {
     const double step_bytes = static_cast<double>(model.decode_weight_bytes()) + kv_bytes;
     const Summary p = summarize(pp), g = summarize(tg);
     const std::string backend = loaded.context->device().to_string();
-    std::printf("| model | size | params | backend | test | t/s | roofline |\n");
+    std::printf("| model | size | params | backend | test | t/s | of roofline / GEMM rate |\n");
     std::printf("| --- | ---: | ---: | --- | --- | ---: | ---: |\n");
     const double gib = static_cast<double>(model.weight_bytes()) / (1 << 30);
     const double params = static_cast<double>(model.parameter_count()) / 1e6;
-    std::printf("| %s | %.2f GiB | %.1f M | %s | pp%lld | %.1f ± %.1f | |\n", c.name.c_str(), gib, params,
-                backend.c_str(), static_cast<long long>(args->prompt), p.mean, p.sd);
+    const double pp_tflops = p.mean * prefill_flops_per_token(model, args->prompt) / 1e12;
+    std::printf("| %s | %.2f GiB | %.1f M | %s | pp%lld | %.1f ± %.1f | %.2f |\n", c.name.c_str(), gib,
+                params, backend.c_str(), static_cast<long long>(args->prompt), p.mean, p.sd,
+                pp_tflops / gemm_rate);
     std::printf("| %s | %.2f GiB | %.1f M | %s | tg%lld | %.1f ± %.1f | %.2f |\n", c.name.c_str(), gib,
                 params, backend.c_str(), static_cast<long long>(args->generate), g.mean, g.sd,
                 g.mean * step_bytes / (copy_gbps * 1e9));
@@ -107,6 +146,8 @@ void add_bench_command(CLI::App& app) {
     std::printf("\ncopy bandwidth %.0f GB/s; decode reads %.1f MiB per token (roofline %.1f tok/s); %s\n",
                 copy_gbps, step_bytes / (1 << 20), copy_gbps * 1e9 / step_bytes,
                 step.captured() ? "decode step replayed as a CUDA graph" : "decode step launched eagerly");
+    std::printf("GEMM rate %.3g TFLOP/s; prefill runs at %.3g TFLOP/s (batches of %lld tokens)\n", gemm_rate,
+                pp_tflops, static_cast<long long>(args->batch));
     // On the CPU the weights stay in the mapped file, so only device contexts account for them.
     if (loaded.context->device().is_cuda())
       std::printf(
