@@ -33,6 +33,13 @@ void ResourceCache::insert(std::type_index type, size_t hash, std::shared_ptr<co
   }
 }
 
+std::vector<std::shared_ptr<void>> ResourceCache::values() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<void>> out;
+  for (const Entry& e : lru_) out.push_back(e.value);
+  return out;
+}
+
 CacheStats ResourceCache::stats() const {
   std::lock_guard lock(mutex_);
   CacheStats s = stats_;

@@ -5,6 +5,7 @@
 
 #include "metallic/core/context.h"
 #include "metallic/core/error.h"
+#include "metallic/core/resource_cache.h"
 
 namespace metallic {
 namespace {
@@ -91,6 +92,7 @@ int32_t DecodeStep::next(int32_t token, std::span<const int32_t> recent, KVCache
       graph_mark_ = mark;
       graph_cache_ = cache.storage_id();
       graph_.capture();
+      graph_resources_ = ctx->cache().values();
       graph_.commit();
     }
   } else {

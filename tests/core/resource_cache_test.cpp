@@ -66,5 +66,15 @@ TEST(ResourceCache, EvictsLeastRecentlyUsed) {
   EXPECT_EQ(cache.stats().entries, 0u);
 }
 
+TEST(ResourceCache, ValuesOutliveEvictionWhileHeld) {
+  ResourceCache cache(1);
+  cache.get_or_create<int>(PlanKey{1, 1, 1, false}, [] { return std::make_shared<int>(7); });
+  const std::vector<std::shared_ptr<void>> held = cache.values();
+  ASSERT_EQ(held.size(), 1u);
+  cache.get_or_create<int>(PlanKey{2, 2, 2, false}, [] { return std::make_shared<int>(8); });  // evicts 7
+  EXPECT_EQ(*std::static_pointer_cast<int>(held[0]), 7);
+  EXPECT_EQ(held[0].use_count(), 1);  // only this holder is left
+}
+
 }  // namespace
 }  // namespace metallic

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <typeindex>
 #include <unordered_map>
+#include <vector>
 
 namespace metallic {
 
@@ -59,6 +60,9 @@ class ResourceCache {
     return value;
   }
 
+  /// Shared references to every cached object; holding them keeps the objects alive past eviction (as a
+  /// captured graph that uses their memory needs).
+  std::vector<std::shared_ptr<void>> values() const;
   /// Current counters.
   CacheStats stats() const;
   /// Drops every entry (counters stay).

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "metallic/core/memory_pool.h"
 #include "metallic/core/tensor.h"
@@ -52,6 +53,7 @@ class DecodeStep {
   CommandBuffer graph_;
   uint64_t graph_cache_ = 0;  // storage_id() of the cache the graph writes
   MemoryPool::Mark graph_mark_{};
+  std::vector<std::shared_ptr<void>> graph_resources_;  // cached objects (plans, counters) the graph uses
   int eager_runs_ = 0;
 };
 
