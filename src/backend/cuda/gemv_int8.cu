@@ -12,6 +12,9 @@
 //   weight tile while x is still being quantized and waits for x only before using it.
 #include <cuda_fp16.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "backend/cuda/check.h"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/gemv_int8.h"
@@ -296,6 +299,54 @@ __device__ __forceinline__ void store_shifted(uint8_t* dst, int v, int a, const 
   }
 }
 
+// Adds the contributions of one tile (elements e0.., staged at tile[r] for every row r) to acc.
+template <class Q, int MM>
+__device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[kRows], int e0, int lane,
+                                         const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp,
+                                         int M, int K, float (&acc)[kRows][MM]) {
+  const int lds = Kp / kXBlock;
+#pragma unroll
+  for (int j = 0; j < Q::kUnitsPerLane; ++j) {
+    const int u = lane + 32 * j;
+    const int e = e0 + Q::x_off(u);
+    if (e >= K) break;
+    const bool whole = !Q::kPartial || e + kXBlock < K;
+    typename Q::W wu[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) wu[r] = Q::prep(tile[r], u);
+#pragma unroll
+    for (int m = 0; m < MM; ++m) {
+      const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
+      const typename Q::X xu = Q::load_x(xq + mr * static_cast<int64_t>(Kp) + e, xs + mr * lds + e / kXBlock);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r][m] += Q::dot(wu[r], xu, whole);
+    }
+  }
+}
+
+// Sums the lanes' partial dot products of row group g, writes them and clears acc.
+template <class T, int MM>
+__device__ __forceinline__ void write_group(float (&acc)[kRows][MM], int g, int lane, int M, int N,
+                                            const float* __restrict__ bias, T* __restrict__ out) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int m = 0; m < MM; ++m) {
+      float v = acc[r][m];
+      acc[r][m] = 0.f;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      const int n = g * kRows + r;
+      if (lane == (r * MM + m) % 32 && n < N && m < M)
+        out[static_cast<int64_t>(m) * N + n] = T(v + (bias ? bias[n] : 0.f));
+    }
+}
+
+// Both kernels: each warp streams through the row groups gw, gw + W, ... (W warps in the grid, which fills
+// the GPU once) tile by tile, later tiles (of this row group or the next) in flight while the current one
+// is used, so a warp keeps weight bytes in flight from its first load to its last.
+
+// Any row alignment: the next tile waits in registers and is stored shifted into shared memory.
 template <class Q, class T, int MM>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_int8_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes,
@@ -306,17 +357,22 @@ __global__ void __launch_bounds__(kWarps * 32)
   constexpr int kBuf = Q::kTileBytes + 32;
   __shared__ __align__(16) uint8_t smem[kWarps][kRows][kBuf];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int row0 = (blockIdx.x * kWarps + warp) * kRows;
+  const int groups = (N + kRows - 1) / kRows, stride = gridDim.x * kWarps;
+  const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
+  int g = blockIdx.x * kWarps + warp;
+  if (g >= groups) return;
   // Aligned 16-byte vectors covering each row: every one holds at least one byte of the row, so none
-  // reaches past the allocation.
+  // reaches past the allocation. `rows` and `mis` describe the group whose tile is loaded into `buf`.
   const uint8_t* rows[kRows];
   int mis[kRows];
+  auto locate = [&](int group) {
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {  // rows past N re-read the last row; their sums are dropped
-    const uint8_t* p = w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes;
-    mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
-    rows[r] = p - mis[r];
-  }
+    for (int r = 0; r < kRows; ++r) {  // rows past N re-read the last row; their sums are dropped
+      const uint8_t* p = w + static_cast<int64_t>(min(group * kRows + r, N - 1)) * row_bytes;
+      mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
+      rows[r] = p - mis[r];
+    }
+  };
   uint4 buf[kRows][kLoads];
   auto load = [&](int t) {
     const int64_t off = static_cast<int64_t>(t) * Q::kTileBytes;
@@ -331,12 +387,14 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
     }
   };
-  const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
-  float acc[kRows][MM] = {};
+  const uint8_t* tile[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) tile[r] = smem[warp][r] + 16;
+  locate(g);
   load(0);
   asm volatile("griddepcontrol.wait;" ::: "memory");  // x is quantized from here on
-  const int lds = Kp / kXBlock;
-  for (int t = 0; t < tiles; ++t) {
+  float acc[kRows][MM] = {};
+  for (int t = 0;;) {
     __syncwarp();
 #pragma unroll
     for (int r = 0; r < kRows; ++r)
@@ -344,46 +402,90 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int i = 0; i < kLoads; ++i)
         if (lane + 32 * i < kVecsPerTile) store_shifted(smem[warp][r] + 16, lane + 32 * i, mis[r], buf[r][i]);
     __syncwarp();
-    if (t + 1 < tiles) load(t + 1);
-    const int e0 = t * Q::kTileElems;
+    const bool last = t + 1 == tiles;
+    const int next_g = last ? g + stride : g;
+    if (next_g < groups) {
+      if (last) locate(next_g);
+      load(last ? 0 : t + 1);
+    }
+    tile_dot<Q, MM>(tile, t * Q::kTileElems, lane, xq, xs, Kp, M, K, acc);
+    if (!last) {
+      ++t;
+      continue;
+    }
+    write_group<T, MM>(acc, g, lane, M, N, bias, out);
+    if (next_g >= groups) break;
+    g = next_g;
+    t = 0;
+  }
+}
+
+// 16-byte aligned rows: tiles are copied straight into kStages shared-memory stages with cp.async, which
+// holds no registers, so more bytes are in flight per SM.
+constexpr int kStages = 3;
+
+template <class Q>
+constexpr int kAsyncSmem = kWarps* kStages* kRows* Q::kTileBytes;
+
+template <class Q, class T, int MM>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_int8_async_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes,
+                           const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int K,
+                           int N, const float* __restrict__ bias, T* __restrict__ out) {
+  extern __shared__ __align__(16) uint8_t stages[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int groups = (N + kRows - 1) / kRows, stride = gridDim.x * kWarps;
+  const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
+  const int g0 = blockIdx.x * kWarps + warp;
+  if (g0 >= groups) return;
+  const int items = ((groups - 1 - g0) / stride + 1) * tiles;  // (row group, tile) pairs of this warp
+  uint8_t* mine = stages + warp * (kStages * kRows * Q::kTileBytes);
+  // Item n (row group g0 + (n / tiles) stride, tile n % tiles) goes to stage n % kStages; every call
+  // commits one group of copies, empty past the last item, so waiting for all but kStages - 1 groups
+  // always means item n has landed.
+  auto issue = [&](int n) {
+    if (n < items) {
+      const int g = g0 + (n / tiles) * stride, t = n % tiles;
+      const int64_t off = static_cast<int64_t>(t) * Q::kTileBytes;
+      const int nv = static_cast<int>((min(static_cast<int64_t>(Q::kTileBytes), data_bytes - off) + 15) >> 4);
+      uint8_t* dst = mine + (n % kStages) * kRows * Q::kTileBytes;
 #pragma unroll
-    for (int j = 0; j < Q::kUnitsPerLane; ++j) {
-      const int u = lane + 32 * j;
-      const int e = e0 + Q::x_off(u);
-      if (e >= K) break;
-      const bool whole = !Q::kPartial || e + kXBlock < K;
-      typename Q::W wu[kRows];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) wu[r] = Q::prep(smem[warp][r] + 16, u);
-#pragma unroll
-      for (int m = 0; m < MM; ++m) {
-        const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
-        const typename Q::X xu =
-            Q::load_x(xq + mr * static_cast<int64_t>(Kp) + e, xs + mr * lds + e / kXBlock);
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) acc[r][m] += Q::dot(wu[r], xu, whole);
+      for (int r = 0; r < kRows; ++r) {
+        const uint8_t* src = w + static_cast<int64_t>(min(g * kRows + r, N - 1)) * row_bytes + off;
+        const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + r * Q::kTileBytes));
+        for (int v = lane; v < nv; v += 32)
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d + 16 * v), "l"(src + 16 * v)
+                       : "memory");
       }
     }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  };
+#pragma unroll
+  for (int n = 0; n < kStages - 1; ++n) issue(n);
+  asm volatile("griddepcontrol.wait;" ::: "memory");  // x is quantized from here on
+  float acc[kRows][MM] = {};
+  for (int n = 0; n < items; ++n) {
+    issue(n + kStages - 1);
+    asm volatile("cp.async.wait_group %0;" ::"n"(kStages - 1) : "memory");
+    __syncwarp();
+    const uint8_t* tile[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) tile[r] = mine + ((n % kStages) * kRows + r) * Q::kTileBytes;
+    const int t = n % tiles;
+    tile_dot<Q, MM>(tile, t * Q::kTileElems, lane, xq, xs, Kp, M, K, acc);
+    if (t + 1 == tiles) write_group<T, MM>(acc, g0 + (n / tiles) * stride, lane, M, N, bias, out);
+    __syncwarp();  // the stage is refilled by the next item's issue
   }
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < MM; ++m) {
-      float v = acc[r][m];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      const int n = row0 + r;
-      if (lane == (r * MM + m) % 32 && n < N && m < M)
-        out[static_cast<int64_t>(m) * N + n] = T(v + (bias ? bias[n] : 0.f));
-    }
 }
 
 // Launches `kernel` as a programmatic dependent of the previous kernel on `s`.
 template <class... P, class... A>
-void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t s, A... args) {
+void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, size_t smem, cudaStream_t s,
+                      A... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(grid);
   cfg.blockDim = dim3(block);
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -393,13 +495,40 @@ void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, cudaS
   MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
 }
 
+// Blocks of `kernel` (with `smem` dynamic shared bytes) that fit on the device at once, at most `blocks`.
+template <class Kernel>
+unsigned grid_for(Kernel kernel, size_t smem, unsigned blocks) {
+  int device = 0, sms = 0, per_sm = 0;
+  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (smem > 48 * 1024)
+    MTL_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
+  return std::min(blocks, static_cast<unsigned>(std::max(1, sms * per_sm)));
+}
+
+template <class Q, class T, int MM>
+void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
+              int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
+  const bool aligned = reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0;
+  if (aligned && !getenv("MTL_GEMV_SYNC")) {
+    auto kernel = gemv_int8_async_kernel<Q, T, MM>;
+    const size_t smem = kAsyncSmem<Q>;
+    launch_dependent(kernel, grid_for(kernel, smem, blocks), kWarps * 32, smem, s, w, row_bytes, data_bytes,
+                     xq, xs, Kp, M, K, N, bias, out);
+  } else {
+    auto kernel = gemv_int8_kernel<Q, T, MM>;
+    launch_dependent(kernel, grid_for(kernel, 0, blocks), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
+                     Kp, M, K, N, bias, out);
+  }
+}
+
 template <class T, int MM>
 void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq,
             const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
-  const unsigned grid = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
-#define MTL_INT8(Q)                                                                                        \
-  launch_dependent(gemv_int8_kernel<Q, T, MM>, grid, kWarps * 32, s, w, row_bytes, data_bytes, xq, xs, Kp, \
-                   M, K, N, bias, out)
+#define MTL_INT8(Q) launch_q<Q, T, MM>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s)
   switch (wt) {
     case DType::Q8_0: MTL_INT8(Q8_0); break;
     case DType::Q4_0: MTL_INT8(Q4_0); break;
