@@ -77,7 +77,12 @@ METALLIC_BENCH(matmul_gemm_4096_bf16) {
   h.report("matmul", "4096x4096x4096", "bf16", ms, 0, 2.0 * n * n * n);
 }
 
-METALLIC_BENCH(linear_gemv_bf16) { gemv_cases(h, DType::BF16); }
+METALLIC_BENCH(linear_gemv_bf16) {
+  gemv_cases(h, DType::BF16);
+  // 512 KiB of weights: the time is the fixed cost of a flushed-L2 call (launch, first loads, and L2's
+  // dirty lines from the flush), which the rows above pay too.
+  gemv_case(h, DType::BF16, 1, 4096, 64);
+}
 METALLIC_BENCH(linear_gemv_f16) { gemv_cases(h, DType::F16); }
 METALLIC_BENCH(linear_gemv_q8_0) { gemv_cases(h, DType::Q8_0); }
 METALLIC_BENCH(linear_gemv_q4_0) { gemv_cases(h, DType::Q4_0); }

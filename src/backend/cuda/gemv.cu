@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 
 #include "backend/cuda/check.h"
@@ -133,6 +134,73 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// ---- same-dtype f16/bf16 x and W, 3 to 8 rows of x: tensor cores -----------------------------------------
+// With 8 rows of x every weight element feeds 8 FMAs, which the FMA pipes cannot sustain at memory speed;
+// mma.sync m16n8k16 (f32 accumulation) takes 16 weight rows times 8 rows of x per instruction instead.
+// The dot product does not care in which order k is summed, so each lane loads 16 contiguous bytes of its
+// weight rows g and g + 8 and of x row g (g = lane / 4) at k = 32 s + 8 (lane % 4) and hands words 0-1 to
+// one mma and words 2-3 to another: A and B then agree on a permutation of every 32 values of k.
+
+template <class E>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<E, bf16>)
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+constexpr int kMmaSlabs = 4;  // 32-element slabs per warp and step: 8 weight loads in flight per lane
+
+// A block owns 16 weight rows; its 4 warps take the slabs w, w + 4, ... of every row.
+template <class E>
+__global__ void __launch_bounds__(kThreads)
+    gemv_mma(const uint8_t* __restrict__ w, int64_t row_bytes, const E* __restrict__ x, int64_t ldx, int M,
+             int K, int N, const float* __restrict__ bias, E* __restrict__ out) {
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int row0 = blockIdx.x * 16;
+  const uint8_t* ra = w + static_cast<int64_t>(min(row0 + g, N - 1)) * row_bytes;
+  const uint8_t* rb = w + static_cast<int64_t>(min(row0 + g + 8, N - 1)) * row_bytes;
+  const E* xr = x + static_cast<int64_t>(min(g, M - 1)) * ldx;
+  const bool xrow = g < M;  // columns of x past M are zeros
+  const int slabs = K / 32;
+  float c[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int s0 = warp; s0 < slabs; s0 += 4 * kMmaSlabs) {
+    uint4 va[kMmaSlabs], vb[kMmaSlabs], vx[kMmaSlabs];
+#pragma unroll
+    for (int j = 0; j < kMmaSlabs; ++j) {
+      const int s = s0 + 4 * j;
+      const int64_t off = (32 * static_cast<int64_t>(s) + 8 * t) * 2;
+      const bool in = s < slabs;
+      va[j] = in ? ld_stream(ra + off) : make_uint4(0, 0, 0, 0);
+      vb[j] = in ? ld_stream(rb + off) : make_uint4(0, 0, 0, 0);
+      vx[j] =
+          in && xrow ? __ldg(reinterpret_cast<const uint4*>(xr + 32 * s + 8 * t)) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int j = 0; j < kMmaSlabs; ++j) {
+      const uint32_t a0[4] = {va[j].x, vb[j].x, va[j].y, vb[j].y};
+      const uint32_t a1[4] = {va[j].z, vb[j].z, va[j].w, vb[j].w};
+      mma16816<E>(c, a0, vx[j].x, vx[j].y);
+      mma16816<E>(c, a1, vx[j].z, vx[j].w);
+    }
+  }
+  // c holds rows g and g + 8, columns (rows of x) 2t and 2t + 1; the warps' tiles are summed in shared
+  // memory.
+  __shared__ float part[kThreads / 32][16][8];
+  part[warp][g][2 * t] = c[0], part[warp][g][2 * t + 1] = c[1];
+  part[warp][g + 8][2 * t] = c[2], part[warp][g + 8][2 * t + 1] = c[3];
+  __syncthreads();
+  const int r = tid >> 3, m = tid & 7, n = row0 + r;
+  const float v = part[0][r][m] + part[1][r][m] + part[2][r][m] + part[3][r][m];
+  if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = E(v + (bias ? bias[n] : 0.f));
+}
+
 template <class T, int MM>
 void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
             cudaStream_t s) {
@@ -161,6 +229,16 @@ template <class T>
 void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
                 cudaStream_t s) {
   const int64_t m = x.dim(0);
+  if constexpr (sizeof(T) == 2) {
+    if (m >= 3 && w.dtype() == x.dtype() && x.dim(1) % 32 == 0 && !getenv("MTL_GEMV_NOMMA")) {
+      const int N = static_cast<int>(out.dim(1));
+      gemv_mma<T><<<static_cast<unsigned>((N + 15) / 16), kThreads, 0, s>>>(
+          static_cast<const uint8_t*>(w.data()), row_bytes, x.data_as<T>(), x.stride(0), static_cast<int>(m),
+          static_cast<int>(x.dim(1)), N, bias, out.data_as<T>());
+      MTL_CUDA_CHECK_LAUNCH("linear: gemv_mma");
+      return;
+    }
+  }
   if (m == 1)
     launch<T, 1>(x, w, row_bytes, bias, out, s);
   else if (m == 2)

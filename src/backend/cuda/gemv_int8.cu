@@ -133,16 +133,14 @@ struct Q8_0 {  // unit: two blocks (64 elements, 68 bytes, 4-byte aligned in the
   }
   __device__ static X load_x(const int8_t* xq, const float2* xs) { return load_x64(xq, xs); }
   __device__ static float dot(const W& w, const X& x, bool whole) {
-    int a = 0, b = 0;
+    int a0 = 0, a1 = 0, b0 = 0, b1 = 0;  // two chains per block: dp4a latency, not issue, bounds one chain
 #pragma unroll
-    for (int i = 0; i < 8; ++i) a = __dp4a(w.q[i], x.q[i], a);
-    float r = w.d0 * x.s.x * static_cast<float>(a);
-    if (whole) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) b = __dp4a(w.q[8 + i], x.q[8 + i], b);
-      r += w.d1 * x.s.z * static_cast<float>(b);
+    for (int i = 0; i < 8; i += 2) {
+      a0 = __dp4a(w.q[i], x.q[i], a0), a1 = __dp4a(w.q[i + 1], x.q[i + 1], a1);
+      b0 = __dp4a(w.q[8 + i], x.q[8 + i], b0), b1 = __dp4a(w.q[9 + i], x.q[9 + i], b1);
     }
-    return r;
+    const float r = w.d0 * x.s.x * static_cast<float>(a0 + a1);
+    return whole ? r + w.d1 * x.s.z * static_cast<float>(b0 + b1) : r;
   }
 };
 
@@ -173,13 +171,13 @@ struct Q4_0 {  // unit: two blocks (64 elements, 36 bytes); a block's byte j hol
   __device__ static X load_x(const int8_t* xq, const float2* xs) { return load_x64(xq, xs); }
   // d (q - 8) . d_x q_x = d (d_x (q . q_x) - 8 d_x sum q_x).
   __device__ static float block(const int* q, const int* xq, float dx, float sx, float d) {
-    int a = 0;
+    int a = 0, b = 0;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       a = __dp4a(q[i] & 0x0f0f0f0f, xq[i], a);
-      a = __dp4a((q[i] >> 4) & 0x0f0f0f0f, xq[4 + i], a);
+      b = __dp4a((q[i] >> 4) & 0x0f0f0f0f, xq[4 + i], b);
     }
-    return d * (dx * static_cast<float>(a) - 8.f * sx);
+    return d * (dx * static_cast<float>(a + b) - 8.f * sx);
   }
   __device__ static float dot(const W& w, const X& x, bool whole) {
     const float r = block(w.q, x.q, x.s.x, x.s.y, w.d0);
@@ -300,7 +298,7 @@ __device__ __forceinline__ void store_shifted(uint8_t* dst, int v, int a, const 
 }
 
 // Adds the contributions of one tile (elements e0.., staged at tile[r] for every row r) to acc.
-template <class Q, int MM>
+template <class Q, int MM, bool kIlp>
 __device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[kRows], int e0, int lane,
                                          const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp,
                                          int M, int K, float (&acc)[kRows][MM]) {
@@ -308,8 +306,13 @@ __device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[kRows], in
 #pragma unroll
   for (int j = 0; j < Q::kUnitsPerLane; ++j) {
     const int u = lane + 32 * j;
-    const int e = e0 + Q::x_off(u);
-    if (e >= K) break;
+    int e = e0 + Q::x_off(u);
+    const bool valid = e < K;
+    if constexpr (!kIlp) {
+      if (!valid) break;
+    } else {
+      e = valid ? e : 0;  // any unit inside the row: its contribution is discarded
+    }
     const bool whole = !Q::kPartial || e + kXBlock < K;
     typename Q::W wu[kRows];
 #pragma unroll
@@ -319,7 +322,10 @@ __device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[kRows], in
       const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
       const typename Q::X xu = Q::load_x(xq + mr * static_cast<int64_t>(Kp) + e, xs + mr * lds + e / kXBlock);
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) acc[r][m] += Q::dot(wu[r], xu, whole);
+      for (int r = 0; r < kRows; ++r) {
+        const float d = Q::dot(wu[r], xu, whole);
+        acc[r][m] += !kIlp || valid ? d : 0.f;
+      }
     }
   }
 }
@@ -347,8 +353,8 @@ __device__ __forceinline__ void write_group(float (&acc)[kRows][MM], int g, int 
 // is used, so a warp keeps weight bytes in flight from its first load to its last.
 
 // Any row alignment: the next tile waits in registers and is stored shifted into shared memory.
-template <class Q, class T, int MM>
-__global__ void __launch_bounds__(kWarps * 32)
+template <class Q, class T, int MM, bool kIlp>
+__global__ void __launch_bounds__(kWarps * 32, kIlp&& MM == 1 ? 5 : 1)
     gemv_int8_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes,
                      const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int K,
                      int N, const float* __restrict__ bias, T* __restrict__ out) {
@@ -408,7 +414,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (last) locate(next_g);
       load(last ? 0 : t + 1);
     }
-    tile_dot<Q, MM>(tile, t * Q::kTileElems, lane, xq, xs, Kp, M, K, acc);
+    tile_dot<Q, MM, kIlp>(tile, t * Q::kTileElems, lane, xq, xs, Kp, M, K, acc);
     if (!last) {
       ++t;
       continue;
@@ -417,64 +423,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (next_g >= groups) break;
     g = next_g;
     t = 0;
-  }
-}
-
-// 16-byte aligned rows: tiles are copied straight into kStages shared-memory stages with cp.async, which
-// holds no registers, so more bytes are in flight per SM.
-constexpr int kStages = 3;
-
-template <class Q>
-constexpr int kAsyncSmem = kWarps* kStages* kRows* Q::kTileBytes;
-
-template <class Q, class T, int MM>
-__global__ void __launch_bounds__(kWarps * 32)
-    gemv_int8_async_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes,
-                           const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int K,
-                           int N, const float* __restrict__ bias, T* __restrict__ out) {
-  extern __shared__ __align__(16) uint8_t stages[];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int groups = (N + kRows - 1) / kRows, stride = gridDim.x * kWarps;
-  const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
-  const int g0 = blockIdx.x * kWarps + warp;
-  if (g0 >= groups) return;
-  const int items = ((groups - 1 - g0) / stride + 1) * tiles;  // (row group, tile) pairs of this warp
-  uint8_t* mine = stages + warp * (kStages * kRows * Q::kTileBytes);
-  // Item n (row group g0 + (n / tiles) stride, tile n % tiles) goes to stage n % kStages; every call
-  // commits one group of copies, empty past the last item, so waiting for all but kStages - 1 groups
-  // always means item n has landed.
-  auto issue = [&](int n) {
-    if (n < items) {
-      const int g = g0 + (n / tiles) * stride, t = n % tiles;
-      const int64_t off = static_cast<int64_t>(t) * Q::kTileBytes;
-      const int nv = static_cast<int>((min(static_cast<int64_t>(Q::kTileBytes), data_bytes - off) + 15) >> 4);
-      uint8_t* dst = mine + (n % kStages) * kRows * Q::kTileBytes;
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const uint8_t* src = w + static_cast<int64_t>(min(g * kRows + r, N - 1)) * row_bytes + off;
-        const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst + r * Q::kTileBytes));
-        for (int v = lane; v < nv; v += 32)
-          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d + 16 * v), "l"(src + 16 * v)
-                       : "memory");
-      }
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-  };
-#pragma unroll
-  for (int n = 0; n < kStages - 1; ++n) issue(n);
-  asm volatile("griddepcontrol.wait;" ::: "memory");  // x is quantized from here on
-  float acc[kRows][MM] = {};
-  for (int n = 0; n < items; ++n) {
-    issue(n + kStages - 1);
-    asm volatile("cp.async.wait_group %0;" ::"n"(kStages - 1) : "memory");
-    __syncwarp();
-    const uint8_t* tile[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) tile[r] = mine + ((n % kStages) * kRows + r) * Q::kTileBytes;
-    const int t = n % tiles;
-    tile_dot<Q, MM>(tile, t * Q::kTileElems, lane, xq, xs, Kp, M, K, acc);
-    if (t + 1 == tiles) write_group<T, MM>(acc, g0 + (n / tiles) * stride, lane, M, N, bias, out);
-    __syncwarp();  // the stage is refilled by the next item's issue
   }
 }
 
@@ -512,14 +460,12 @@ template <class Q, class T, int MM>
 void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
               int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
-  const bool aligned = reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0;
-  if (aligned && !getenv("MTL_GEMV_SYNC")) {
-    auto kernel = gemv_int8_async_kernel<Q, T, MM>;
-    const size_t smem = kAsyncSmem<Q>;
-    launch_dependent(kernel, grid_for(kernel, smem, blocks), kWarps * 32, smem, s, w, row_bytes, data_bytes,
-                     xq, xs, Kp, M, K, N, bias, out);
+  if (getenv("MTL_GEMV_V")) {
+    auto kernel = gemv_int8_kernel<Q, T, MM, true>;
+    launch_dependent(kernel, grid_for(kernel, 0, blocks), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
+                     Kp, M, K, N, bias, out);
   } else {
-    auto kernel = gemv_int8_kernel<Q, T, MM>;
+    auto kernel = gemv_int8_kernel<Q, T, MM, false>;
     launch_dependent(kernel, grid_for(kernel, 0, blocks), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
                      Kp, M, K, N, bias, out);
   }
