@@ -5,11 +5,11 @@
 //   used, with L1-bypassing non-coherent loads (W is read once) while x (small, reused by every row) goes
 //   through L1. A block is a few memory round trips long, so thousands of them spread evenly over the SMs,
 //   and a shared-memory sum joins the warps' partial dot products;
+// - 3 to 8 rows of f16/bf16 x against weights of the same type run on the tensor cores (gemv_mma);
 // - block-quantized weights go to the integer GEMV of gemv_int8.cu.
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <type_traits>
 
 #include "backend/cuda/check.h"
@@ -230,7 +230,7 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
                 cudaStream_t s) {
   const int64_t m = x.dim(0);
   if constexpr (sizeof(T) == 2) {
-    if (m >= 3 && w.dtype() == x.dtype() && x.dim(1) % 32 == 0 && !getenv("MTL_GEMV_NOMMA")) {
+    if (m >= 3 && w.dtype() == x.dtype() && x.dim(1) % 32 == 0) {
       const int N = static_cast<int>(out.dim(1));
       gemv_mma<T><<<static_cast<unsigned>((N + 15) / 16), kThreads, 0, s>>>(
           static_cast<const uint8_t*>(w.data()), row_bytes, x.data_as<T>(), x.stride(0), static_cast<int>(m),

@@ -5,9 +5,9 @@
 //   per block, the latter for the weight types with an offset or a min), into pool scratch;
 // - the GEMV multiplies four int8 pairs per __dp4a against the weight quants as they are stored (nibbles
 //   masked, Q6_K's bias subtracted bytewise) and applies the block scales once per 32 (Q6_K: 8) products;
-// - weights stream as before: each warp owns kRows rows and copies tiles of whole blocks into shared memory
-//   with coalesced, aligned 16-byte loads (the 34-, 18- and 210-byte blocks do not line up with them), the
-//   next tile in flight while the current one is used;
+// - weights stream in tiles of whole blocks: a warp works on kRows rows at a time and copies each tile into
+//   shared memory with coalesced, aligned 16-byte loads (the 34-, 18- and 210-byte blocks do not line up
+//   with them), the next tile in flight while the current one is used;
 // - the GEMV is launched as a programmatic dependent of the quantizing kernel: it starts streaming its first
 //   weight tile while x is still being quantized and waits for x only before using it.
 #include <cuda_fp16.h>
@@ -298,93 +298,83 @@ __device__ __forceinline__ void store_shifted(uint8_t* dst, int v, int a, const 
 }
 
 // Adds the contributions of one tile (elements e0.., staged at tile[r] for every row r) to acc.
-template <class Q, int MM, bool kIlp>
-__device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[kRows], int e0, int lane,
+template <class Q, int MM, int R>
+__device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[R], int e0, int lane,
                                          const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp,
-                                         int M, int K, float (&acc)[kRows][MM]) {
+                                         int M, int K, float (&acc)[R][MM]) {
   const int lds = Kp / kXBlock;
 #pragma unroll
   for (int j = 0; j < Q::kUnitsPerLane; ++j) {
     const int u = lane + 32 * j;
-    int e = e0 + Q::x_off(u);
-    const bool valid = e < K;
-    if constexpr (!kIlp) {
-      if (!valid) break;
-    } else {
-      e = valid ? e : 0;  // any unit inside the row: its contribution is discarded
-    }
+    const int e = e0 + Q::x_off(u);
+    if (e >= K) break;
     const bool whole = !Q::kPartial || e + kXBlock < K;
-    typename Q::W wu[kRows];
+    typename Q::W wu[R];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) wu[r] = Q::prep(tile[r], u);
+    for (int r = 0; r < R; ++r) wu[r] = Q::prep(tile[r], u);
 #pragma unroll
     for (int m = 0; m < MM; ++m) {
       const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
       const typename Q::X xu = Q::load_x(xq + mr * static_cast<int64_t>(Kp) + e, xs + mr * lds + e / kXBlock);
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const float d = Q::dot(wu[r], xu, whole);
-        acc[r][m] += !kIlp || valid ? d : 0.f;
-      }
+      for (int r = 0; r < R; ++r) acc[r][m] += Q::dot(wu[r], xu, whole);
     }
   }
 }
 
 // Sums the lanes' partial dot products of row group g, writes them and clears acc.
-template <class T, int MM>
-__device__ __forceinline__ void write_group(float (&acc)[kRows][MM], int g, int lane, int M, int N,
+template <class T, int MM, int R>
+__device__ __forceinline__ void write_group(float (&acc)[R][MM], int g, int lane, int M, int N,
                                             const float* __restrict__ bias, T* __restrict__ out) {
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int m = 0; m < MM; ++m) {
       float v = acc[r][m];
       acc[r][m] = 0.f;
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      const int n = g * kRows + r;
+      const int n = g * R + r;
       if (lane == (r * MM + m) % 32 && n < N && m < M)
         out[static_cast<int64_t>(m) * N + n] = T(v + (bias ? bias[n] : 0.f));
     }
 }
 
-// Both kernels: each warp streams through the row groups gw, gw + W, ... (W warps in the grid, which fills
-// the GPU once) tile by tile, later tiles (of this row group or the next) in flight while the current one
-// is used, so a warp keeps weight bytes in flight from its first load to its last.
-
-// Any row alignment: the next tile waits in registers and is stored shifted into shared memory.
-template <class Q, class T, int MM, bool kIlp>
-__global__ void __launch_bounds__(kWarps * 32, kIlp&& MM == 1 ? 5 : 1)
+// Each warp streams through the row groups gw, gw + W, ... (W warps in the grid, which fills the GPU once)
+// tile by tile, the next tile (of this row group or the next) in flight in registers while the current one
+// is used from shared memory, so a warp keeps weight bytes in flight from its first load to its last.
+template <class Q, class T, int MM, int R>
+__global__ void __launch_bounds__(kWarps * 32)
     gemv_int8_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes,
                      const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int K,
                      int N, const float* __restrict__ bias, T* __restrict__ out) {
   constexpr int kVecsPerTile = Q::kTileBytes / 16 + 1;  // one more when the row is not 16-byte aligned
   constexpr int kLoads = (kVecsPerTile + 31) / 32;
   constexpr int kBuf = Q::kTileBytes + 32;
-  __shared__ __align__(16) uint8_t smem[kWarps][kRows][kBuf];
+  __shared__ __align__(16) uint8_t smem[kWarps][R][kBuf];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int groups = (N + kRows - 1) / kRows, stride = gridDim.x * kWarps;
+  const int groups = (N + R - 1) / R, stride = gridDim.x * kWarps;
   const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
   int g = blockIdx.x * kWarps + warp;
   if (g >= groups) return;
   // Aligned 16-byte vectors covering each row: every one holds at least one byte of the row, so none
   // reaches past the allocation. `rows` and `mis` describe the group whose tile is loaded into `buf`.
-  const uint8_t* rows[kRows];
-  int mis[kRows];
+  const uint8_t* rows[R];
+  int mis[R];
   auto locate = [&](int group) {
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {  // rows past N re-read the last row; their sums are dropped
-      const uint8_t* p = w + static_cast<int64_t>(min(group * kRows + r, N - 1)) * row_bytes;
+    for (int r = 0; r < R; ++r) {  // rows past N re-read the last row; their sums are dropped
+      const uint8_t* p = w + static_cast<int64_t>(min(group * R + r, N - 1)) * row_bytes;
       mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
       rows[r] = p - mis[r];
     }
   };
-  uint4 buf[kRows][kLoads];
+  uint4 buf[R][kLoads];
   auto load = [&](int t) {
     const int64_t off = static_cast<int64_t>(t) * Q::kTileBytes;
     const int bytes = static_cast<int>(min(static_cast<int64_t>(Q::kTileBytes), data_bytes - off));
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       const int nv = (mis[r] + bytes + 15) >> 4;
 #pragma unroll
       for (int i = 0; i < kLoads; ++i) {
@@ -393,17 +383,17 @@ __global__ void __launch_bounds__(kWarps * 32, kIlp&& MM == 1 ? 5 : 1)
       }
     }
   };
-  const uint8_t* tile[kRows];
+  const uint8_t* tile[R];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) tile[r] = smem[warp][r] + 16;
+  for (int r = 0; r < R; ++r) tile[r] = smem[warp][r] + 16;
   locate(g);
   load(0);
   asm volatile("griddepcontrol.wait;" ::: "memory");  // x is quantized from here on
-  float acc[kRows][MM] = {};
+  float acc[R][MM] = {};
   for (int t = 0;;) {
     __syncwarp();
 #pragma unroll
-    for (int r = 0; r < kRows; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int i = 0; i < kLoads; ++i)
         if (lane + 32 * i < kVecsPerTile) store_shifted(smem[warp][r] + 16, lane + 32 * i, mis[r], buf[r][i]);
@@ -414,12 +404,12 @@ __global__ void __launch_bounds__(kWarps * 32, kIlp&& MM == 1 ? 5 : 1)
       if (last) locate(next_g);
       load(last ? 0 : t + 1);
     }
-    tile_dot<Q, MM, kIlp>(tile, t * Q::kTileElems, lane, xq, xs, Kp, M, K, acc);
+    tile_dot<Q, MM, R>(tile, t * Q::kTileElems, lane, xq, xs, Kp, M, K, acc);
     if (!last) {
       ++t;
       continue;
     }
-    write_group<T, MM>(acc, g, lane, M, N, bias, out);
+    write_group<T, MM, R>(acc, g, lane, M, N, bias, out);
     if (next_g >= groups) break;
     g = next_g;
     t = 0;
@@ -428,12 +418,10 @@ __global__ void __launch_bounds__(kWarps * 32, kIlp&& MM == 1 ? 5 : 1)
 
 // Launches `kernel` as a programmatic dependent of the previous kernel on `s`.
 template <class... P, class... A>
-void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, size_t smem, cudaStream_t s,
-                      A... args) {
+void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t s, A... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(grid);
   cfg.blockDim = dim3(block);
-  cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -443,32 +431,37 @@ void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, size_
   MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
 }
 
-// Blocks of `kernel` (with `smem` dynamic shared bytes) that fit on the device at once, at most `blocks`.
+// Blocks of `kernel` that fit on the device at once, asked once per kernel: later calls (a captured decode
+// step among them) make no runtime queries. Any grid size is correct; this one fills the GPU once.
 template <class Kernel>
-unsigned grid_for(Kernel kernel, size_t smem, unsigned blocks) {
+unsigned resident_blocks(Kernel kernel) {
   int device = 0, sms = 0, per_sm = 0;
   MTL_CUDA_CHECK(cudaGetDevice(&device));
   MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (smem > 48 * 1024)
-    MTL_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
-  return std::min(blocks, static_cast<unsigned>(std::max(1, sms * per_sm)));
+  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, 0));
+  return static_cast<unsigned>(std::max(1, sms * per_sm));
+}
+
+template <class Q, class T, int MM, int R>
+void launch_r(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
+              int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>((N + kWarps * R - 1) / (kWarps * R));
+  auto kernel = gemv_int8_kernel<Q, T, MM, R>;
+  static const unsigned resident = resident_blocks(kernel);
+  launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, s, w, row_bytes, data_bytes, xq, xs, Kp,
+                   M, K, N, bias, out);
 }
 
 template <class Q, class T, int MM>
 void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
               int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
-  const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
-  if (getenv("MTL_GEMV_V")) {
-    auto kernel = gemv_int8_kernel<Q, T, MM, true>;
-    launch_dependent(kernel, grid_for(kernel, 0, blocks), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
-                     Kp, M, K, N, bias, out);
-  } else {
-    auto kernel = gemv_int8_kernel<Q, T, MM, false>;
-    launch_dependent(kernel, grid_for(kernel, 0, blocks), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
-                     Kp, M, K, N, bias, out);
+  if constexpr (MM == 1) {
+    if (getenv("MTL_GEMV_R1")) {
+      launch_r<Q, T, MM, 1>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s);
+      return;
+    }
   }
+  launch_r<Q, T, MM, kRows>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s);
 }
 
 template <class T, int MM>

@@ -210,8 +210,12 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
   } else {
     // Dequantize (or convert) at most 64 MiB of weight rows at a time into x's dtype, then GEMM.
     const int64_t es = element_size(out.dtype());
-    const int64_t rows_fit = (int64_t{64} << 20) / (k * es) / kTileRowAlign * kTileRowAlign;
-    const int64_t chunk = std::min<int64_t>(n, std::max<int64_t>(kTileRowAlign, rows_fit));
+    // As few tiles as fit the budget, of equal size (a small last tile would be an inefficient GEMM).
+    const int64_t rows_fit =
+        std::max<int64_t>(kTileRowAlign, (int64_t{64} << 20) / (k * es) / kTileRowAlign * kTileRowAlign);
+    const int64_t tiles = (n + rows_fit - 1) / rows_fit;
+    const int64_t even = ((n + tiles - 1) / tiles + kTileRowAlign - 1) / kTileRowAlign * kTileRowAlign;
+    const int64_t chunk = std::min<int64_t>(n, even);
     MemoryPool& pool = out.context()->pool();
     const MemoryPool::Mark mark = pool.mark();
     Tensor scratch = Tensor::empty(out.context(), {chunk, k}, out.dtype(), Storage::Pool);
