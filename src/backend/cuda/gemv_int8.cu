@@ -13,7 +13,6 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/gemv_common.cuh"
@@ -31,7 +30,7 @@ using gemv_detail::half_f;
 using gemv_detail::ld_stream;
 
 constexpr int kWarps = 4;  // warps per block
-constexpr int kRows = 2;   // weight rows per warp: x loads are shared by the rows
+constexpr int kRows = 2;   // weight rows per warp: x loads are shared by the rows (one row measured slower)
 constexpr int kXBlock = 32;
 
 // Rows of quantized x are padded to a multiple of this many elements (zeros), so a two-block unit cut short
@@ -442,26 +441,14 @@ unsigned resident_blocks(Kernel kernel) {
   return static_cast<unsigned>(std::max(1, sms * per_sm));
 }
 
-template <class Q, class T, int MM, int R>
-void launch_r(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
-              int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
-  const unsigned blocks = static_cast<unsigned>((N + kWarps * R - 1) / (kWarps * R));
-  auto kernel = gemv_int8_kernel<Q, T, MM, R>;
-  static const unsigned resident = resident_blocks(kernel);
-  launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, s, w, row_bytes, data_bytes, xq, xs, Kp,
-                   M, K, N, bias, out);
-}
-
 template <class Q, class T, int MM>
 void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
               int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
-  if constexpr (MM == 1) {
-    if (getenv("MTL_GEMV_R1")) {
-      launch_r<Q, T, MM, 1>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s);
-      return;
-    }
-  }
-  launch_r<Q, T, MM, kRows>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s);
+  const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
+  auto kernel = gemv_int8_kernel<Q, T, MM, kRows>;
+  static const unsigned resident = resident_blocks(kernel);
+  launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, s, w, row_bytes, data_bytes, xq, xs, Kp,
+                   M, K, N, bias, out);
 }
 
 template <class T, int MM>
