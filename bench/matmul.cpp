@@ -1,4 +1,5 @@
-// matmul, linear (GEMV, dense and quantized) and embedding cases; peers in bench/torch/matmul.py.
+// matmul, linear (GEMV and prefill GEMM, dense and quantized) and embedding cases; peers in
+// bench/torch/matmul.py.
 #include "metallic/ops/matmul.h"
 
 #include <cstdint>
@@ -46,6 +47,19 @@ void gemv_case(Harness& h, DType wt, int64_t m, int64_t k, int64_t n) {
            std::string(name(wt)), ms, bytes, 2.0 * m * n * k);
 }
 
+// Prefill linear: y [m, n] = x [m, k] W^T with f32 x as the model runs it, so that quantized weights go
+// through the f16 tile dequantization and dense f16 weights straight to the GEMM: the difference between
+// the two rows is the cost of dequantizing W.
+void prefill_case(Harness& h, DType wt, int64_t m, int64_t k, int64_t n) {
+  Tensor x = random_tensor(h, {m, k}, DType::F32, 1);
+  Tensor w = is_quantized(wt) ? quantized_weight(h, wt, n, k) : random_tensor(h, {n, k}, wt, 2);
+  Tensor y = Tensor::empty(h.context(), {m, n}, DType::F32);
+  const double ms = h.time_ms([&] { linear(x, w, Tensor(), y); });
+  const double bytes = static_cast<double>(storage_bytes(wt, n * k)) + 4.0 * (m * k + m * n);
+  h.report("linear", std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n),
+           std::string(name(wt)), ms, bytes, 2.0 * m * n * k);
+}
+
 // The projections of a 7B decoder layer: up/gate (4096 -> 11008), down (11008 -> 4096), attention (4096^2).
 void gemv_cases(Harness& h, DType wt) {
   gemv_case(h, wt, 1, 4096, 11008);
@@ -63,16 +77,27 @@ METALLIC_BENCH(matmul_gemm_4096_bf16) {
   h.report("matmul", "4096x4096x4096", "bf16", ms, 0, 2.0 * n * n * n);
 }
 
-METALLIC_BENCH(matmul_gemv_bf16) { gemv_cases(h, DType::BF16); }
-METALLIC_BENCH(matmul_gemv_f16) { gemv_cases(h, DType::F16); }
-METALLIC_BENCH(matmul_gemv_q8_0) { gemv_cases(h, DType::Q8_0); }
-METALLIC_BENCH(matmul_gemv_q4_0) { gemv_cases(h, DType::Q4_0); }
-METALLIC_BENCH(matmul_gemv_q4_k) { gemv_cases(h, DType::Q4_K); }
-METALLIC_BENCH(matmul_gemv_q6_k) { gemv_cases(h, DType::Q6_K); }
+METALLIC_BENCH(linear_gemv_bf16) {
+  gemv_cases(h, DType::BF16);
+  // 512 KiB of weights: the time is the fixed cost of a flushed-L2 call (launch, first loads, and L2's
+  // dirty lines from the flush), which the rows above pay too.
+  gemv_case(h, DType::BF16, 1, 4096, 64);
+}
+METALLIC_BENCH(linear_gemv_f16) { gemv_cases(h, DType::F16); }
+METALLIC_BENCH(linear_gemv_q8_0) { gemv_cases(h, DType::Q8_0); }
+METALLIC_BENCH(linear_gemv_q4_0) { gemv_cases(h, DType::Q4_0); }
+METALLIC_BENCH(linear_gemv_q4_k) { gemv_cases(h, DType::Q4_K); }
+METALLIC_BENCH(linear_gemv_q6_k) { gemv_cases(h, DType::Q6_K); }
 // Eight rows of x (batched decoding) share every weight load.
-METALLIC_BENCH(matmul_gemv_rows8) {
+METALLIC_BENCH(linear_gemv_rows8) {
   gemv_case(h, DType::BF16, 8, 4096, 11008);
+  gemv_case(h, DType::Q8_0, 8, 4096, 11008);
   gemv_case(h, DType::Q4_0, 8, 4096, 11008);
+}
+// A 7B (Qwen2.5) MLP projection over a 512-token prompt.
+METALLIC_BENCH(linear_prefill) {
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+    prefill_case(h, t, 512, 3584, 18944);
 }
 
 METALLIC_BENCH(matmul_embedding_bf16) {

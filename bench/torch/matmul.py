@@ -1,4 +1,4 @@
-"""PyTorch peers of bench/matmul.cpp: GEMM, GEMV (linear with M = 1) and embedding lookup.
+"""PyTorch peers of bench/matmul.cpp: GEMM, GEMV (linear with M = 1), a prefill linear and embedding lookup.
 
 The quantized GEMV cases (q8_0, q4_0, q4_k, q6_k) have no PyTorch peer and are reported by our side alone.
 """
@@ -30,6 +30,13 @@ def run(timer):
             rows.append({"op": "linear", "shape": f"{m}x{k}x{nn}", "dtype": name,
                          "ms": timer(lambda: F.linear(x, w), flush_l2=True)})
             del x, w
+
+    # Prefill linear 512 x 3584 -> 18944 in f16 (our row takes f32 x, rounded to f16 for the same GEMM).
+    m, k, nn = 512, 3584, 18944
+    x = torch.randn(m, k, device=dev, dtype=torch.float16)
+    w = torch.randn(nn, k, device=dev, dtype=torch.float16)
+    rows.append({"op": "linear", "shape": f"{m}x{k}x{nn}", "dtype": "f16", "ms": timer(lambda: F.linear(x, w))})
+    del x, w
 
     # Embedding lookup: table [V, D], ids [T].
     v, d, t = 32000, 4096, 4096

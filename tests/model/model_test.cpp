@@ -87,10 +87,11 @@ void check_qwen2(const std::shared_ptr<Context>& ctx, const std::string& name, d
 TEST_P(ModelReference, Qwen2TinyF32EveryPosition) { check_qwen2(ctx, "qwen2-tiny-tied-f32", 1e-4); }
 
 // The reference ran on the de-quantized Q8_0 tensors, so exact de-quantization leaves only f32 rounding on
-// the CPU. CUDA runs prompts of more than 8 tokens against quantized weights through f16 tensor-core GEMMs.
+// the CPU. CUDA runs prompts of more than 8 tokens against quantized weights through f16 tensor-core GEMMs,
+// and up to 8 tokens with activations rounded to 8 bits per block of 32 (observed 1.1e-2).
 TEST_P(ModelReference, Qwen2TinyQ8_0EveryPosition) {
   if (ctx->device().is_cuda())
-    check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 5e-3, 0.05);
+    check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 2e-2, 0.05);
   else
     check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 1e-4);
 }

@@ -45,9 +45,10 @@ std::shared_ptr<const gguf::File> dequantized_twin(const gguf::File& file) {
 class QuantizedModel : public test::BackendTest {};
 
 // On CUDA, prompts of more than 8 tokens against non-f32 weights run the GEMMs in f16 on the tensor cores
-// (activations rounded to f16 once per matmul); one token takes the exact f32 GEMV.
+// (activations rounded to f16 once per matmul); one token takes the GEMV, which rounds the activations to
+// 8 bits per block of 32 against quantized weights (about 5e-3 relative per matmul).
 double tolerance(const Context& ctx, size_t tokens) {
-  return ctx.device().is_cuda() && tokens > 8 ? 5e-3 : 1e-4;
+  return ctx.device().is_cuda() ? (tokens > 8 ? 5e-3 : 3e-2) : 1e-4;
 }
 
 void compare(const std::shared_ptr<Context>& ctx, const std::string& architecture) {

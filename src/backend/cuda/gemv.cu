@@ -1,14 +1,12 @@
 // Decode-time GEMV: out[m, n] = sum_k x[m, k] W[n, k] + bias[n] for M <= 8. It is bound by reading W once,
-// so everything serves keeping many 16-byte weight loads in flight on every SM:
-// - each warp owns kRows output rows; all loads of a step for every row are issued before any is used, with
-//   L1-bypassing non-coherent loads (W is read once), while x (small, reused by every warp) goes through L1;
-// - dense weights: lanes take consecutive 16-byte chunks (8 elements) of each row, kUnroll chunks per step;
-// - block types: 34- and 18-byte blocks (and 210-byte Q6_K super-blocks) do not line up with 16-byte loads,
-//   so a warp copies a tile of each row (whole blocks) into shared memory with coalesced aligned 16-byte
-//   loads, shifted so the tile starts 16-byte aligned there, then every lane decodes whole units from shared
-//   memory with word reads. The next tile's loads are in flight while the current tile is decoded;
-// - quants become floats exactly as 2^23 + q (a byte permute and one add, no slow int-to-float conversion),
-//   block scales multiply a sum of 8 products once; x keeps its own precision and sums are f32.
+// so everything serves keeping many 16-byte weight loads in flight on every SM and the grid's tail short:
+// - dense weights: a block owns R rows and its 4 warps split every row: thread t takes the 16-byte chunks
+//   t, t + 128, ... (8 elements each), U of them per row and step, all loads of a step issued before any is
+//   used, with L1-bypassing non-coherent loads (W is read once) while x (small, reused by every row) goes
+//   through L1. A block is a few memory round trips long, so thousands of them spread evenly over the SMs,
+//   and a shared-memory sum joins the warps' partial dot products;
+// - 3 to 8 rows of f16/bf16 x against weights of the same type run on the tensor cores (gemv_mma);
+// - block-quantized weights go to the integer GEMV of gemv_int8.cu.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -16,35 +14,20 @@
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/gemv.h"
+#include "backend/cuda/gemv_common.cuh"
+#include "backend/cuda/gemv_int8.h"
 #include "metallic/core/context.h"
 #include "metallic/core/half.h"
 #include "metallic/core/memory_pool.h"
-#include "metallic/model/quant_blocks.h"
 #include "metallic/ops/copy.h"
 
 namespace metallic::cuda {
 namespace {
 
-constexpr int kWarps = 4;  // warps per block: small blocks keep the tail of the grid short
-constexpr int kRows = 2;   // output rows per warp: more loads in flight, x reads shared by the rows
+using gemv_detail::half_f;
+using gemv_detail::ld_stream;
 
-__device__ __forceinline__ uint4 ld_stream(const void* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
-
-__device__ __forceinline__ float half_f(uint32_t bits) {
-  return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
-}
-
-// Byte i of w as the float 2^23 + byte (exact).
-__device__ __forceinline__ float byte_f(uint32_t w, int i) {
-  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7540u | i));
-}
-constexpr float kTwo23 = 8388608.f;
+constexpr int kThreads = 128;  // 4 warps per block
 
 // ---- 8 consecutive elements of a dense type from 16-byte vectors ----------------------------------------
 
@@ -87,339 +70,158 @@ __device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8]) 
   return s;
 }
 
-// Reduces every lane's partial sums and writes the warp's rows.
-template <int MM, class T>
-__device__ __forceinline__ void finish(float (&acc)[kRows][MM], int row0, int M, int N, const float* bias,
-                                       T* out) {
-  const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < MM; ++m) {
-      float v = acc[r][m];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      const int n = row0 + r;
-      if (lane == (r * MM + m) % 32 && n < N && m < M)
-        out[static_cast<int64_t>(m) * N + n] = T(v + (bias ? bias[n] : 0.f));
-    }
-}
-
 // ---- dense weights (F32, F16, BF16), 16-byte aligned rows ------------------------------------------------
 
-template <class E, class T, int MM>
-__global__ void __launch_bounds__(kWarps * 32)
+template <class E, class T, int MM, int R>
+__global__ void __launch_bounds__(kThreads)
     gemv_dense(const uint8_t* __restrict__ w, int64_t row_bytes, const T* __restrict__ x, int64_t ldx, int M,
                int K, int N, const float* __restrict__ bias, T* __restrict__ out) {
-  constexpr int V = kVecs<E>, U = V == 1 ? 4 : 2;  // chunks per row and step: 4 (f32: 2) 16-byte vectors
-  const int lane = threadIdx.x & 31;
-  const int row0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * kRows;
-  const uint4* rows[kRows];
+  constexpr int V = kVecs<E>;
+  constexpr int U = (V == 1 ? 8 : 4) / R;  // chunks per row and step: 8 16-byte vectors in flight per thread
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int row0 = blockIdx.x * R;
+  const uint4* rows[R];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)  // rows past N re-read the last row; their sums are dropped
+  for (int r = 0; r < R; ++r)  // rows past N re-read the last row; their sums are dropped
     rows[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes);
   const int chunks = K / 8;
-  float acc[kRows][MM] = {};
-  for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
-    uint4 wv[U][kRows][V];
+  float acc[R][MM] = {};
+  for (int c0 = tid; c0 < chunks; c0 += kThreads * U) {
+    uint4 wv[U][R][V];
 #pragma unroll
     for (int j = 0; j < U; ++j)
 #pragma unroll
-      for (int r = 0; r < kRows; ++r)
+      for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int v = 0; v < V; ++v)
-          wv[j][r][v] = c0 + 32 * j < chunks ? ld_stream(rows[r] + static_cast<int64_t>(c0 + 32 * j) * V + v)
-                                             : make_uint4(0, 0, 0, 0);
+          wv[j][r][v] = c0 + kThreads * j < chunks
+                            ? ld_stream(rows[r] + static_cast<int64_t>(c0 + kThreads * j) * V + v)
+                            : make_uint4(0, 0, 0, 0);
 #pragma unroll
     for (int j = 0; j < U; ++j) {
-      const int c = c0 + 32 * j;
+      const int c = c0 + kThreads * j;
       if (c >= chunks) break;
-      float wf[kRows][8];
+      float wf[R][8];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) unpack8<E>(wv[j][r], wf[r]);
+      for (int r = 0; r < R; ++r) unpack8<E>(wv[j][r], wf[r]);
 #pragma unroll
       for (int m = 0; m < MM; ++m) {
         float xv[8];
         load_x8(x + min(m, M - 1) * ldx + 8 * c, xv);
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) acc[r][m] += dot8(wf[r], xv);
+        for (int r = 0; r < R; ++r) acc[r][m] += dot8(wf[r], xv);
       }
     }
   }
-  finish<MM>(acc, row0, M, N, bias, out);
-}
-
-// ---- block types: unit decoders reading a 16-byte aligned tile in shared memory ---------------------------
-// A decoder Q names: kTileElems/kTileBytes (a tile: whole blocks, a multiple of 16 bytes), kUnitsPerLane
-// (the tile has 32 * kUnitsPerLane units), x_off(u, p) (first of the 8 consecutive elements of piece p of
-// unit u, relative to the tile), prep(tile, u) -> State, piece(State, p, q[8]) (the quants as floats),
-// combine(State, p, sum q*x, sum x) (the piece's contribution), kPieces, kPartial (K may end inside a unit),
-// kSumX (combine needs sum x).
-
-__device__ __forceinline__ uint32_t ld_sh32(const uint8_t* p) {
-  return *reinterpret_cast<const uint32_t*>(p);
-}
-__device__ __forceinline__ uint32_t ld_sh16(const uint8_t* p) {
-  return *reinterpret_cast<const uint16_t*>(p);
-}
-// A word at a 2-byte aligned shared address.
-__device__ __forceinline__ uint32_t ld_sh32_a2(const uint8_t* p) {
-  return ld_sh16(p) | (ld_sh16(p + 2) << 16);
-}
-
-struct Q8_0 {  // unit: two blocks (64 elements, 68 bytes, 4-byte aligned in the tile)
-  static constexpr int kTileElems = 2048, kTileBytes = 2176, kUnitsPerLane = 1, kPieces = 8;
-  static constexpr bool kPartial = true, kSumX = false;
-  struct State {
-    uint32_t wd[17];  // the unit's bytes, quants biased to unsigned
-    float d0, d1;
-  };
-  __device__ static int x_off(int u, int p) { return 64 * u + 8 * p; }
-  __device__ static State prep(const uint8_t* tile, int u) {
-    State s;
-    const uint8_t* b = tile + 68 * u;
+  // Warp sums, then the 4 warps' sums through shared memory.
+  __shared__ float part[kThreads / 32][R * MM];
 #pragma unroll
-    for (int i = 0; i < 17; ++i) s.wd[i] = ld_sh32(b + 4 * i);
-    s.d0 = half_f(s.wd[0] & 0xffffu);
-    s.d1 = half_f(s.wd[8] >> 16);
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int i = 0; i < 17; ++i) s.wd[i] ^= 0x80808080u;
-    return s;
-  }
-  __device__ static void piece(const State& s, int p, float (&q)[8]) {
+    for (int m = 0; m < MM; ++m) {
+      float v = acc[r][m];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int o = 34 * (p >> 2) + 2 + 8 * (p & 3) + i;
-      q[i] = byte_f(s.wd[o >> 2], o & 3) - (kTwo23 + 128.f);
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0) part[warp][r * MM + m] = v;
     }
-  }
-  __device__ static float combine(const State& s, int p, float sq, float) {
-    return (p < 4 ? s.d0 : s.d1) * sq;
-  }
-};
-
-struct Q4_0 {  // unit: two blocks (64 elements, 36 bytes); pieces 0-1 / 2-3 are a block's low / high nibbles
-  static constexpr int kTileElems = 4096, kTileBytes = 2304, kUnitsPerLane = 2, kPieces = 8;
-  static constexpr bool kPartial = true, kSumX = false;
-  struct State {
-    uint32_t wd[9];
-    float d0, d1;
-  };
-  __device__ static int x_off(int u, int p) { return 64 * u + 8 * p; }
-  __device__ static State prep(const uint8_t* tile, int u) {
-    State s;
-    const uint8_t* b = tile + 36 * u;
+  __syncthreads();
+  if (tid < R * MM) {
+    const int r = tid / MM, m = tid % MM, n = row0 + r;
+    float v = 0.f;
 #pragma unroll
-    for (int i = 0; i < 9; ++i) s.wd[i] = ld_sh32(b + 4 * i);
-    s.d0 = half_f(s.wd[0] & 0xffffu);
-    s.d1 = half_f(s.wd[4] >> 16);
-    return s;
-  }
-  __device__ static void piece(const State& s, int p, float (&q)[8]) {
-    const int blk = p >> 2, j = p & 3, shift = 4 * (j >> 1);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int o = 18 * blk + 2 + 8 * (j & 1) + i;
-      q[i] = byte_f((s.wd[o >> 2] >> shift) & 0x0f0f0f0fu, o & 3) - (kTwo23 + 8.f);
-    }
-  }
-  __device__ static float combine(const State& s, int p, float sq, float) {
-    return (p < 4 ? s.d0 : s.d1) * sq;
-  }
-};
-
-struct Q4_K {  // unit: 32 quant bytes of a super-block = groups 2j (low nibbles) and 2j + 1 (high nibbles)
-  static constexpr int kTileElems = 4096, kTileBytes = 2304, kUnitsPerLane = 2, kPieces = 8;
-  static constexpr bool kPartial = false, kSumX = true;
-  struct State {
-    uint32_t wd[8];
-    float d1, m1, d2, m2;
-  };
-  __device__ static int x_off(int u, int p) { return 256 * (u >> 2) + 64 * (u & 3) + 8 * p; }
-  __device__ static State prep(const uint8_t* tile, int u) {
-    State s;
-    const uint8_t* b = tile + 144 * (u >> 2);
-    const int j = u & 3;
-    const uint4 q0 = *reinterpret_cast<const uint4*>(b + 16 + 32 * j),
-                q1 = *reinterpret_cast<const uint4*>(b + 32 + 32 * j);
-    s.wd[0] = q0.x, s.wd[1] = q0.y, s.wd[2] = q0.z, s.wd[3] = q0.w;
-    s.wd[4] = q1.x, s.wd[5] = q1.y, s.wd[6] = q1.z, s.wd[7] = q1.w;
-    const uint32_t h = ld_sh32(b);
-    const float d = half_f(h & 0xffffu), dmin = half_f(h >> 16);
-    uint8_t sc, m;
-    quant::get_scale_min_k4(2 * j, b + 4, sc, m);
-    s.d1 = d * sc, s.m1 = dmin * m;
-    quant::get_scale_min_k4(2 * j + 1, b + 4, sc, m);
-    s.d2 = d * sc, s.m2 = dmin * m;
-    return s;
-  }
-  __device__ static void piece(const State& s, int p, float (&q)[8]) {
-#pragma unroll
-    for (int i = 0; i < 8; ++i)
-      q[i] = byte_f((s.wd[2 * (p & 3) + (i >> 2)] >> (4 * (p >> 2))) & 0x0f0f0f0fu, i & 3) - kTwo23;
-  }
-  __device__ static float combine(const State& s, int p, float sq, float sx) {
-    return p < 4 ? s.d1 * sq - s.m1 * sx : s.d2 * sq - s.m2 * sx;
-  }
-};
-
-struct Q6_K {  // unit (half h, columns 8c..8c+7): the 4 runs of 8 elements 128h + 8c + 32p, p = 0..3
-  static constexpr int kTileElems = 2048, kTileBytes = 1680, kUnitsPerLane = 2, kPieces = 4;
-  static constexpr bool kPartial = false, kSumX = false;
-  struct State {
-    uint32_t ql[4], qh[2];  // ql[0..1]: bytes 8c.. of the half's low 32, ql[2..3]: of its high 32
-    float s[4];
-  };
-  __device__ static int x_off(int u, int p) {
-    return 256 * (u >> 3) + 128 * ((u >> 2) & 1) + 8 * (u & 3) + 32 * p;
-  }
-  __device__ static State prep(const uint8_t* tile, int u) {
-    State st;
-    const uint8_t* b = tile + 210 * (u >> 3);  // only 2-byte aligned
-    const int h = (u >> 2) & 1, c = u & 3;
-    const uint8_t* ql = b + 64 * h + 8 * c;
-    st.ql[0] = ld_sh32_a2(ql), st.ql[1] = ld_sh32_a2(ql + 4), st.ql[2] = ld_sh32_a2(ql + 32),
-    st.ql[3] = ld_sh32_a2(ql + 36);
-    st.qh[0] = ld_sh32_a2(b + 128 + 32 * h + 8 * c), st.qh[1] = ld_sh32_a2(b + 132 + 32 * h + 8 * c);
-    const float d = half_f(ld_sh16(b + 208));
-    const auto* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * h + (c >> 1));
-#pragma unroll
-    for (int p = 0; p < 4; ++p) st.s[p] = d * static_cast<float>(sc[2 * p]);
-    return st;
-  }
-  __device__ static void piece(const State& s, int p, float (&q)[8]) {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t lo = (s.ql[2 * (p & 1) + (i >> 2)] >> (4 * (p >> 1))) & 0x0f0f0f0fu;
-      const uint32_t hi = ((s.qh[i >> 2] >> (2 * p)) & 0x03030303u) << 4;
-      q[i] = byte_f(lo | hi, i & 3) - (kTwo23 + 32.f);
-    }
-  }
-  __device__ static float combine(const State& s, int p, float sq, float) { return s.s[p] * sq; }
-};
-
-// Stores 16-byte vector v of a tile whose first byte sits `a` (even) bytes into its aligned vector, so that
-// tile byte 0 lands at `dst` (16-byte aligned; 16 spare bytes before it absorb the shift).
-__device__ __forceinline__ void store_shifted(uint8_t* dst, int v, int a, const uint4& q) {
-  uint8_t* p = dst + 16 * v - a;
-  if (a == 0) {
-    *reinterpret_cast<uint4*>(p) = q;
-  } else if ((a & 3) == 0) {
-    auto* p32 = reinterpret_cast<uint32_t*>(p);
-    p32[0] = q.x, p32[1] = q.y, p32[2] = q.z, p32[3] = q.w;
-  } else {
-    *reinterpret_cast<uint16_t*>(p) = static_cast<uint16_t>(q.x);
-    auto* p32 = reinterpret_cast<uint32_t*>(p + 2);
-    p32[0] = __funnelshift_r(q.x, q.y, 16), p32[1] = __funnelshift_r(q.y, q.z, 16),
-    p32[2] = __funnelshift_r(q.z, q.w, 16);
-    *reinterpret_cast<uint16_t*>(p + 14) = static_cast<uint16_t>(q.w >> 16);
+    for (int i = 0; i < kThreads / 32; ++i) v += part[i][tid];
+    if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = T(v + (bias ? bias[n] : 0.f));
   }
 }
 
-template <class Q, class T, int MM>
-__global__ void __launch_bounds__(kWarps * 32)
-    gemv_blocks(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes, const T* __restrict__ x,
-                int64_t ldx, int M, int K, int N, const float* __restrict__ bias, T* __restrict__ out) {
-  constexpr int kVecsPerTile = Q::kTileBytes / 16 + 1;  // one more when the row is not 16-byte aligned
-  constexpr int kLoads = (kVecsPerTile + 31) / 32;
-  constexpr int kBuf = Q::kTileBytes + 32;
-  __shared__ __align__(16) uint8_t smem[kWarps][kRows][kBuf];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int row0 = (blockIdx.x * kWarps + warp) * kRows;
-  // Aligned 16-byte vectors covering each row: every one holds at least one byte of the row, so none
-  // reaches past the allocation.
-  const uint8_t* rows[kRows];
-  int mis[kRows];
+// ---- same-dtype f16/bf16 x and W, 3 to 8 rows of x: tensor cores -----------------------------------------
+// With 8 rows of x every weight element feeds 8 FMAs, which the FMA pipes cannot sustain at memory speed;
+// mma.sync m16n8k16 (f32 accumulation) takes 16 weight rows times 8 rows of x per instruction instead.
+// The dot product does not care in which order k is summed, so each lane loads 16 contiguous bytes of its
+// weight rows g and g + 8 and of x row g (g = lane / 4) at k = 32 s + 8 (lane % 4) and hands words 0-1 to
+// one mma and words 2-3 to another: A and B then agree on a permutation of every 32 values of k.
+
+template <class E>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<E, bf16>)
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+constexpr int kMmaSlabs = 4;  // 32-element slabs per warp and step: 8 weight loads in flight per lane
+
+// A block owns 16 weight rows; its 4 warps take the slabs w, w + 4, ... of every row.
+template <class E>
+__global__ void __launch_bounds__(kThreads)
+    gemv_mma(const uint8_t* __restrict__ w, int64_t row_bytes, const E* __restrict__ x, int64_t ldx, int M,
+             int K, int N, const float* __restrict__ bias, E* __restrict__ out) {
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int row0 = blockIdx.x * 16;
+  const uint8_t* ra = w + static_cast<int64_t>(min(row0 + g, N - 1)) * row_bytes;
+  const uint8_t* rb = w + static_cast<int64_t>(min(row0 + g + 8, N - 1)) * row_bytes;
+  const E* xr = x + static_cast<int64_t>(min(g, M - 1)) * ldx;
+  const bool xrow = g < M;  // columns of x past M are zeros
+  const int slabs = K / 32;
+  float c[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int s0 = warp; s0 < slabs; s0 += 4 * kMmaSlabs) {
+    uint4 va[kMmaSlabs], vb[kMmaSlabs], vx[kMmaSlabs];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const uint8_t* p = w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes;
-    mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
-    rows[r] = p - mis[r];
-  }
-  uint4 buf[kRows][kLoads];
-  auto load = [&](int t) {
-    const int64_t off = static_cast<int64_t>(t) * Q::kTileBytes;
-    const int bytes = static_cast<int>(min(static_cast<int64_t>(Q::kTileBytes), data_bytes - off));
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const int nv = (mis[r] + bytes + 15) >> 4;
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i) {
-        const int v = lane + 32 * i;
-        buf[r][i] = v < nv ? ld_stream(rows[r] + off + 16 * v) : make_uint4(0, 0, 0, 0);
-      }
+    for (int j = 0; j < kMmaSlabs; ++j) {
+      const int s = s0 + 4 * j;
+      const int64_t off = (32 * static_cast<int64_t>(s) + 8 * t) * 2;
+      const bool in = s < slabs;
+      va[j] = in ? ld_stream(ra + off) : make_uint4(0, 0, 0, 0);
+      vb[j] = in ? ld_stream(rb + off) : make_uint4(0, 0, 0, 0);
+      vx[j] =
+          in && xrow ? __ldg(reinterpret_cast<const uint4*>(xr + 32 * s + 8 * t)) : make_uint4(0, 0, 0, 0);
     }
-  };
-  const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
-  float acc[kRows][MM] = {};
-  load(0);
-  for (int t = 0; t < tiles; ++t) {
-    __syncwarp();
 #pragma unroll
-    for (int r = 0; r < kRows; ++r)
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i)
-        if (lane + 32 * i < kVecsPerTile) store_shifted(smem[warp][r] + 16, lane + 32 * i, mis[r], buf[r][i]);
-    __syncwarp();
-    if (t + 1 < tiles) load(t + 1);
-    const int e0 = t * Q::kTileElems;
-#pragma unroll
-    for (int j = 0; j < Q::kUnitsPerLane; ++j) {
-      const int u = lane + 32 * j;
-      if (e0 + Q::x_off(u, 0) >= K) break;
-      typename Q::State st[kRows];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) st[r] = Q::prep(smem[warp][r] + 16, u);
-#pragma unroll
-      for (int p = 0; p < Q::kPieces; ++p) {
-        const int e = e0 + Q::x_off(u, p);
-        if (Q::kPartial && e >= K) break;
-        float q[kRows][8];
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) Q::piece(st[r], p, q[r]);
-#pragma unroll
-        for (int m = 0; m < MM; ++m) {
-          float xv[8];
-          load_x8(x + min(m, M - 1) * ldx + e, xv);
-          float sx = 0.f;
-          if constexpr (Q::kSumX) {
-#pragma unroll
-            for (int i = 0; i < 8; ++i) sx += xv[i];
-          }
-#pragma unroll
-          for (int r = 0; r < kRows; ++r) acc[r][m] += Q::combine(st[r], p, dot8(q[r], xv), sx);
-        }
-      }
+    for (int j = 0; j < kMmaSlabs; ++j) {
+      const uint32_t a0[4] = {va[j].x, vb[j].x, va[j].y, vb[j].y};
+      const uint32_t a1[4] = {va[j].z, vb[j].z, va[j].w, vb[j].w};
+      mma16816<E>(c, a0, vx[j].x, vx[j].y);
+      mma16816<E>(c, a1, vx[j].z, vx[j].w);
     }
   }
-  finish<MM>(acc, row0, M, N, bias, out);
+  // c holds rows g and g + 8, columns (rows of x) 2t and 2t + 1; the warps' tiles are summed in shared
+  // memory.
+  __shared__ float part[kThreads / 32][16][8];
+  part[warp][g][2 * t] = c[0], part[warp][g][2 * t + 1] = c[1];
+  part[warp][g + 8][2 * t] = c[2], part[warp][g + 8][2 * t + 1] = c[3];
+  __syncthreads();
+  const int r = tid >> 3, m = tid & 7, n = row0 + r;
+  const float v = part[0][r][m] + part[1][r][m] + part[2][r][m] + part[3][r][m];
+  if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = E(v + (bias ? bias[n] : 0.f));
 }
 
 template <class T, int MM>
 void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
             cudaStream_t s) {
+  // Two rows per block keep x's loads shared while blocks stay short; from 4 rows of x on, 4 weight rows
+  // share each x load (the x traffic through L1 grows with M).
+  constexpr int R = MM >= 4 ? 4 : 2;
   const int M = static_cast<int>(x.dim(0)), K = static_cast<int>(x.dim(1)), N = static_cast<int>(out.dim(1));
-  const unsigned grid = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
+  const unsigned grid = static_cast<unsigned>((N + R - 1) / R);
   const auto* pw = static_cast<const uint8_t*>(w.data());
   const T* px = x.data_as<T>();
   T* po = out.data_as<T>();
-  const int64_t ldx = x.stride(0), data = storage_bytes(w.dtype(), K);
+  const int64_t ldx = x.stride(0);
 #define MTL_DENSE(E) \
-  gemv_dense<E, T, MM><<<grid, kWarps * 32, 0, s>>>(pw, row_bytes, px, ldx, M, K, N, bias, po)
-#define MTL_BLOCKS(Q) \
-  gemv_blocks<Q, T, MM><<<grid, kWarps * 32, 0, s>>>(pw, row_bytes, data, px, ldx, M, K, N, bias, po)
+  gemv_dense<E, T, MM, R><<<grid, kThreads, 0, s>>>(pw, row_bytes, px, ldx, M, K, N, bias, po)
   switch (w.dtype()) {
     case DType::F32: MTL_DENSE(float); break;
     case DType::F16: MTL_DENSE(f16); break;
     case DType::BF16: MTL_DENSE(bf16); break;
-    case DType::Q8_0: MTL_BLOCKS(Q8_0); break;
-    case DType::Q4_0: MTL_BLOCKS(Q4_0); break;
-    case DType::Q4_K: MTL_BLOCKS(Q4_K); break;
-    case DType::Q6_K: MTL_BLOCKS(Q6_K); break;
-    default: fail(ErrorCode::Internal, "linear: no GEMV for ", name(w.dtype()));
+    default: fail(ErrorCode::Internal, "linear: no dense GEMV for ", name(w.dtype()));
   }
 #undef MTL_DENSE
-#undef MTL_BLOCKS
   MTL_CUDA_CHECK_LAUNCH("linear: gemv");
 }
 
@@ -427,6 +229,16 @@ template <class T>
 void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
                 cudaStream_t s) {
   const int64_t m = x.dim(0);
+  if constexpr (sizeof(T) == 2) {
+    if (m >= 3 && w.dtype() == x.dtype() && x.dim(1) % 32 == 0) {
+      const int N = static_cast<int>(out.dim(1));
+      gemv_mma<T><<<static_cast<unsigned>((N + 15) / 16), kThreads, 0, s>>>(
+          static_cast<const uint8_t*>(w.data()), row_bytes, x.data_as<T>(), x.stride(0), static_cast<int>(m),
+          static_cast<int>(x.dim(1)), N, bias, out.data_as<T>());
+      MTL_CUDA_CHECK_LAUNCH("linear: gemv_mma");
+      return;
+    }
+  }
   if (m == 1)
     launch<T, 1>(x, w, row_bytes, bias, out, s);
   else if (m == 2)
@@ -445,16 +257,16 @@ bool gemv_supported(const Tensor& w, int64_t row_bytes) {
     case DType::F32:
     case DType::F16:
     case DType::BF16: return w.stride(1) == 1 && w.dim(1) % 8 == 0 && addr % 16 == 0 && row_bytes % 16 == 0;
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q4_K:
-    case DType::Q6_K: return addr % 2 == 0 && row_bytes % 2 == 0;
-    default: return false;
+    default: return gemv_int8_supported(w.dtype()) && addr % 2 == 0 && row_bytes % 2 == 0;
   }
 }
 
 void gemv(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
           cudaStream_t s) {
+  if (is_quantized(w.dtype())) {
+    gemv_int8(x, w, row_bytes, bias, out, s);
+    return;
+  }
   // x is read in 16-byte vectors (K is a multiple of 8 here); an unaligned view goes through an aligned copy.
   const bool aligned =
       reinterpret_cast<uintptr_t>(x.data()) % 16 == 0 && (x.stride(0) * element_size(x.dtype())) % 16 == 0;

@@ -1,6 +1,7 @@
 // y = x W^T + b on CUDA. For at most 8 rows of x the fused dequantize-GEMV of gemv.cu reads each weight
-// byte once. Larger batches dequantize bounded tiles of W (at most 64 MiB, from the context's pool) into
-// x's dtype (f16 when x is f32 and W is not) and run cuBLASLt on them.
+// byte once. Larger batches dequantize bounded tiles of W (at most 64 MiB, from the context's pool, a
+// multiple of 256 rows so that every tile's slice of the output stays 16-byte aligned for cuBLASLt's fast
+// kernels) into x's dtype (f16 when x is f32 and W is not) and run cuBLASLt on them.
 #include <algorithm>
 
 #include "backend/cuda/gemv.h"
@@ -16,11 +17,110 @@ namespace {
 
 using namespace metallic::quant;
 
+// Tiles of W hold a multiple of this many rows: the output slice of every tile then starts 16-byte aligned.
+constexpr int64_t kTileRowAlign = 256;
+
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(f16 v) { return f16_to_f32(v.bits); }
 __device__ __forceinline__ float to_f(bf16 v) { return bf16_to_f32(v.bits); }
 
 // ---- tile dequantization (large M): rows of blocks into dense T ----------------------------------------
+// The common types decode 8 consecutive elements per thread and store them as one 16-byte vector, so a
+// warp writes 512 contiguous bytes and reads a contiguous run of blocks: the tile costs one pass over W
+// and one over the tile at memory speed. Other types take one thread per block.
+
+__device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {  // blocks are only 2-byte aligned
+  return __ldg(reinterpret_cast<const unsigned short*>(p));
+}
+// 8 bytes at a 2-byte aligned address, as two words.
+__device__ __forceinline__ void ld_8(const uint8_t* p, uint32_t (&w)[2]) {
+  w[0] = ld_u16(p) | (ld_u16(p + 2) << 16);
+  w[1] = ld_u16(p + 4) | (ld_u16(p + 6) << 16);
+}
+__device__ __forceinline__ float f16_at(const uint8_t* p) {
+  return f16_to_f32(static_cast<uint16_t>(ld_u16(p)));
+}
+__device__ __forceinline__ int byte_of(const uint32_t (&w)[2], int i) {
+  return (w[i >> 2] >> (8 * (i & 3))) & 0xff;
+}
+
+// Each decoder: kElements per block, decode8(block, i, v) = elements 8i..8i+7, bit for bit as the CPU.
+struct Deq8_Q8_0 {
+  static constexpr int kElements = 32, kBytes = sizeof(block_q8_0);
+  __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
+    const float d = f16_at(b);
+    uint32_t w[2];
+    ld_8(b + 2 + 8 * i, w);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(static_cast<int8_t>(byte_of(w, j))), d);
+  }
+};
+struct Deq8_Q4_0 {  // elements 0..15: low nibbles of qs[0..15]; 16..31: high nibbles
+  static constexpr int kElements = 32, kBytes = sizeof(block_q4_0);
+  __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
+    const float d = f16_at(b);
+    uint32_t w[2];
+    ld_8(b + 2 + 8 * (i & 1), w);
+    const int shift = 4 * (i >> 1);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(((byte_of(w, j) >> shift) & 0xF) - 8), d);
+  }
+};
+struct Deq8_Q4_K {  // 64 elements per 32 quant bytes: low nibbles group 2c, high nibbles group 2c + 1
+  static constexpr int kElements = 256, kBytes = sizeof(block_q4_K);
+  __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
+    const int e = 8 * i, c = e / 64, hi = (e / 32) & 1, col = e & 31;
+    const float d = f16_at(b), dmin = f16_at(b + 2);
+    uint8_t sc6[12];
+#pragma unroll
+    for (int j = 0; j < 6; ++j) {
+      const uint32_t h = ld_u16(b + 4 + 2 * j);
+      sc6[2 * j] = static_cast<uint8_t>(h), sc6[2 * j + 1] = static_cast<uint8_t>(h >> 8);
+    }
+    uint8_t sc, m;
+    get_scale_min_k4(2 * c + hi, sc6, sc, m);
+    const float d1 = mul(d, sc), m1 = mul(dmin, m);
+    uint32_t w[2];
+    ld_8(b + 16 + 32 * c + col, w);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      v[j] = sub(mul(d1, static_cast<float>((byte_of(w, j) >> (4 * hi)) & 0xF)), m1);
+  }
+};
+struct Deq8_Q6_K {  // per half of 128: element 32p + l from ql[l + 32 (p & 1)] (nibble p >> 1), qh[l] (bits
+                    // 2p)
+  static constexpr int kElements = 256, kBytes = sizeof(block_q6_K);
+  __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
+    const int e = 8 * i, h = e / 128, p = (e / 32) & 3, col = e & 31;
+    const float d = f16_at(b + 208);
+    const int8_t s = static_cast<int8_t>(b[192 + 8 * h + col / 16 + 2 * p]);
+    const float ds = mul(d, static_cast<float>(s));
+    uint32_t ql[2], qh[2];
+    ld_8(b + 64 * h + 32 * (p & 1) + col, ql);
+    ld_8(b + 128 + 32 * h + col, qh);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int q = ((byte_of(ql, j) >> (4 * (p >> 1))) & 0xF) | (((byte_of(qh, j) >> (2 * p)) & 3) << 4);
+      v[j] = mul(ds, static_cast<float>(q - 32));
+    }
+  }
+};
+
+template <class D, class T>
+__global__ void dequant8_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, uint32_t pieces_per_row,
+                                uint32_t pieces, T* __restrict__ dst, int64_t k) {
+  const uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= pieces) return;
+  const uint32_t r = i / pieces_per_row, p = i - r * pieces_per_row;
+  constexpr uint32_t kPerBlock = D::kElements / 8;
+  float v[8];
+  D::decode8(w + r * row_bytes + static_cast<int64_t>(p / kPerBlock) * D::kBytes, p % kPerBlock, v);
+  uint32_t o[4];
+#pragma unroll
+  for (int q = 0; q < 4; ++q)
+    o[q] = static_cast<uint32_t>(T(v[2 * q]).bits) | static_cast<uint32_t>(T(v[2 * q + 1]).bits) << 16;
+  *reinterpret_cast<uint4*>(dst + r * k + 8 * static_cast<int64_t>(p)) = make_uint4(o[0], o[1], o[2], o[3]);
+}
 
 template <class Block, class T>
 __global__ void dequant_tile_kernel(const uint8_t* w, int64_t row_bytes, int64_t blocks_per_row,
@@ -57,23 +157,32 @@ void dequant_tile(DType t, const uint8_t* w, int64_t row_bytes, int64_t rows, in
                   cudaStream_t s) {
   const int64_t bpr = k / info(t).block_size, blocks = rows * bpr;
   const unsigned grid = static_cast<unsigned>((blocks + 255) / 256);
+  // At most 64 MiB of 2-byte elements: the piece count fits 32 bits.
+  const auto ppr = static_cast<uint32_t>(k / 8), pieces = static_cast<uint32_t>(rows * (k / 8));
+  const unsigned grid8 = (pieces + 255) / 256;
 #define MTL_TILE(B) dequant_tile_kernel<B, T><<<grid, 256, 0, s>>>(w, row_bytes, bpr, blocks, dst, k)
+#define MTL_TILE8(D, B)                                                             \
+  if constexpr (sizeof(T) == 2)                                                     \
+    dequant8_kernel<D, T><<<grid8, 256, 0, s>>>(w, row_bytes, ppr, pieces, dst, k); \
+  else                                                                              \
+    MTL_TILE(B)
   switch (t) {
-    case DType::Q4_0: MTL_TILE(block_q4_0); break;
+    case DType::Q4_0: MTL_TILE8(Deq8_Q4_0, block_q4_0); break;
     case DType::Q4_1: MTL_TILE(block_q4_1); break;
     case DType::Q5_0: MTL_TILE(block_q5_0); break;
     case DType::Q5_1: MTL_TILE(block_q5_1); break;
-    case DType::Q8_0: MTL_TILE(block_q8_0); break;
+    case DType::Q8_0: MTL_TILE8(Deq8_Q8_0, block_q8_0); break;
     case DType::Q8_1: MTL_TILE(block_q8_1); break;
     case DType::Q2_K: MTL_TILE(block_q2_K); break;
     case DType::Q3_K: MTL_TILE(block_q3_K); break;
-    case DType::Q4_K: MTL_TILE(block_q4_K); break;
+    case DType::Q4_K: MTL_TILE8(Deq8_Q4_K, block_q4_K); break;
     case DType::Q5_K: MTL_TILE(block_q5_K); break;
-    case DType::Q6_K: MTL_TILE(block_q6_K); break;
+    case DType::Q6_K: MTL_TILE8(Deq8_Q6_K, block_q6_K); break;
     case DType::Q8_K: MTL_TILE(block_q8_K); break;
     default: fail(ErrorCode::NotSupported, "linear: no CUDA decoder for ", name(t));
   }
 #undef MTL_TILE
+#undef MTL_TILE8
   MTL_CUDA_CHECK_LAUNCH("linear: dequant_tile_kernel");
 }
 
@@ -101,7 +210,12 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
   } else {
     // Dequantize (or convert) at most 64 MiB of weight rows at a time into x's dtype, then GEMM.
     const int64_t es = element_size(out.dtype());
-    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{64} << 20) / (k * es)));
+    // As few tiles as fit the budget, of equal size (a small last tile would be an inefficient GEMM).
+    const int64_t rows_fit =
+        std::max<int64_t>(kTileRowAlign, (int64_t{64} << 20) / (k * es) / kTileRowAlign * kTileRowAlign);
+    const int64_t tiles = (n + rows_fit - 1) / rows_fit;
+    const int64_t even = ((n + tiles - 1) / tiles + kTileRowAlign - 1) / kTileRowAlign * kTileRowAlign;
+    const int64_t chunk = std::min<int64_t>(n, even);
     MemoryPool& pool = out.context()->pool();
     const MemoryPool::Mark mark = pool.mark();
     Tensor scratch = Tensor::empty(out.context(), {chunk, k}, out.dtype(), Storage::Pool);
