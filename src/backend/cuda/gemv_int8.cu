@@ -27,6 +27,7 @@ namespace metallic::cuda {
 namespace {
 
 using gemv_detail::half_f;
+using gemv_detail::launch_dependent;
 using gemv_detail::ld_stream;
 
 constexpr int kWarps = 4;  // warps per block
@@ -413,21 +414,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     g = next_g;
     t = 0;
   }
-}
-
-// Launches `kernel` as a programmatic dependent of the previous kernel on `s`.
-template <class... P, class... A>
-void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t s, A... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(grid);
-  cfg.blockDim = dim3(block);
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
 }
 
 // Blocks of `kernel` that fit on the device at once, asked once per kernel: later calls (a captured decode
