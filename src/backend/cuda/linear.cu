@@ -205,11 +205,11 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
     gemv(x, weight, row_bytes, bias, out, s);
     return;
   }
-  if (wt == out.dtype()) {  // dense weight in x's dtype: one GEMM on the transposed view
+  if (wt == x.dtype()) {  // dense weight in x's dtype: one GEMM on the transposed view
     cuda::matmul(x.unsqueeze(0), weight.transpose(0, 1).unsqueeze(0), out.unsqueeze(0), 1.f, 0.f);
   } else {
     // Dequantize (or convert) at most 64 MiB of weight rows at a time into x's dtype, then GEMM.
-    const int64_t es = element_size(out.dtype());
+    const int64_t es = element_size(x.dtype());
     // As few tiles as fit the budget, of equal size (a small last tile would be an inefficient GEMM).
     const int64_t rows_fit =
         std::max<int64_t>(kTileRowAlign, (int64_t{64} << 20) / (k * es) / kTileRowAlign * kTileRowAlign);
@@ -218,7 +218,7 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
     const int64_t chunk = std::min<int64_t>(n, even);
     MemoryPool& pool = out.context()->pool();
     const MemoryPool::Mark mark = pool.mark();
-    Tensor scratch = Tensor::empty(out.context(), {chunk, k}, out.dtype(), Storage::Pool);
+    Tensor scratch = Tensor::empty(out.context(), {chunk, k}, x.dtype(), Storage::Pool);
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
       const int64_t rows = std::min(chunk, n - r0);
       Tensor tile = scratch.narrow(0, 0, rows);
@@ -232,7 +232,11 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
     }
     pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
   }
-  if (bias) add_bias_kernel<T><<<blocks_for(m * n, 256), 256, 0, s>>>(out.data_as<T>(), bias, m, n);
+  if (!bias) return;
+  if (out.dtype() == DType::F32)
+    add_bias_kernel<float><<<blocks_for(m * n, 256), 256, 0, s>>>(out.data_as<float>(), bias, m, n);
+  else
+    add_bias_kernel<T><<<blocks_for(m * n, 256), 256, 0, s>>>(out.data_as<T>(), bias, m, n);
   MTL_CUDA_CHECK_LAUNCH("linear: add_bias_kernel");
 }
 
@@ -246,16 +250,14 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Ten
   const float* pb = bias.defined() ? b32.data_as<float>() : nullptr;
   if (out.dtype() == DType::F32 && weight.dtype() != DType::F32 && x.dim(0) > kGemvMaxRows) {
     // f32 activations against f16, bf16 or quantized weights: run the GEMM on the tensor cores in f16
-    // (f32 accumulation) rather than as an f32 GEMM, which is an order of magnitude slower. The weights'
-    // own precision (at most 11 significant bits) already bounds the result's; x and the output are
-    // rounded to f16 once.
+    // (f32 accumulation, f32 output) rather than as an f32 GEMM, which is an order of magnitude slower. The
+    // weights' own precision (at most 11 significant bits) already bounds the result's; x is rounded to
+    // f16 once.
     MemoryPool& pool = out.context()->pool();
     const MemoryPool::Mark mark = pool.mark();
     const Tensor x16 = Tensor::empty(out.context(), x.shape(), DType::F16, Storage::Pool);
-    const Tensor out16 = Tensor::empty(out.context(), out.shape(), DType::F16, Storage::Pool);
     metallic::copy(x, x16);
-    linear_typed<f16>(x16, weight, pb, out16, s);
-    metallic::copy(out16, out);
+    linear_typed<f16>(x16, weight, pb, out, s);
     pool.release(mark);
     return;
   }

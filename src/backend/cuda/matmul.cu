@@ -101,16 +101,17 @@ std::shared_ptr<LtPlan> lt_plan(const Context& ctx, const LtKey& key) {
   auto& c = const_cast<Context&>(ctx);
   return c.cache().get_or_create<LtPlan>(key, [&] {
     auto plan = std::make_shared<LtPlan>();
-    const cudaDataType_t t = static_cast<cudaDataType_t>(key.dtype);
+    const auto t = static_cast<cudaDataType_t>(key.dtype), t_out = static_cast<cudaDataType_t>(key.out_dtype);
     // f32 stays f32: CUBLAS_COMPUTE_32F never rounds inputs to TF32.
     MTL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t ta = static_cast<cublasOperation_t>(key.op_a),
                             tb = static_cast<cublasOperation_t>(key.op_b);
     MTL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     MTL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    auto layout = [&](cublasLtMatrixLayout_t* l, int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
+    auto layout = [&](cublasLtMatrixLayout_t* l, cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld,
+                      int64_t stride) {
       MTL_CUBLAS_CHECK(
-          cublasLtMatrixLayoutCreate(l, t, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+          cublasLtMatrixLayoutCreate(l, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
       if (key.batch > 1) {
         const int32_t count = static_cast<int32_t>(key.batch);
         MTL_CUBLAS_CHECK(
@@ -119,9 +120,9 @@ std::shared_ptr<LtPlan> lt_plan(const Context& ctx, const LtKey& key) {
                                                           &stride, sizeof stride));
       }
     };
-    layout(&plan->a, key.a_rows, key.a_cols, key.lda, key.stride_a);
-    layout(&plan->b, key.b_rows, key.b_cols, key.ldb, key.stride_b);
-    layout(&plan->c, key.m, key.n, key.ldc, key.stride_c);
+    layout(&plan->a, t, key.a_rows, key.a_cols, key.lda, key.stride_a);
+    layout(&plan->b, t, key.b_rows, key.b_cols, key.ldb, key.stride_b);
+    layout(&plan->c, t_out, key.m, key.n, key.ldc, key.stride_c);
     cublasLtMatmulPreference_t pref;
     MTL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws_bytes = 0;
@@ -166,7 +167,8 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out, float alp
   const Context& ctx = *out.context();
   const int r = out.rank();
   const int64_t m = out.dim(-2), n = out.dim(-1), k = a_in.dim(-1);
-  const int64_t es = element_size(out.dtype());
+  // Inputs and output may differ in element size (f16 or bf16 products into f32).
+  const int64_t es = element_size(a_in.dtype()), es_out = element_size(out.dtype());
   // cuBLASLt needs one unit stride per matrix; a view unit-strided in neither inner dimension (a slice
   // with a step, a broadcast row) is first made contiguous. The same for an output that is neither
   // row- nor column-major: it is computed into dense scratch and copied back.
@@ -235,12 +237,14 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out, float alp
              base_o = reinterpret_cast<intptr_t>(o.data());
   // Alignment: of the base pointers, batch strides and every looped offset (in bytes).
   int64_t al[3] = {alignment_of({base_x, stride[0] * es}), alignment_of({base_y, stride[1] * es}),
-                   alignment_of({base_o, stride[2] * es})};
+                   alignment_of({base_o, stride[2] * es_out})};
   for (int d = 0; d < loop.rank(); ++d)
-    for (int i = 0; i < 3; ++i) al[i] = std::min(al[i], alignment_of({lstr[static_cast<size_t>(i)][d] * es}));
+    for (int i = 0; i < 3; ++i)
+      al[i] = std::min(al[i], alignment_of({lstr[static_cast<size_t>(i)][d] * (i == 2 ? es_out : es)}));
   LtKey key{};
   key.m = P, key.n = Q, key.k = R, key.batch = count;
-  key.dtype = static_cast<int64_t>(cuda_type(o.dtype()));
+  key.dtype = static_cast<int64_t>(cuda_type(a.dtype()));
+  key.out_dtype = static_cast<int64_t>(cuda_type(o.dtype()));
   key.op_a = ox.op, key.op_b = oy.op;
   key.a_rows = ox.rows, key.a_cols = ox.cols, key.lda = ox.ld;
   key.b_rows = oy.rows, key.b_cols = oy.cols, key.ldb = oy.ld;
@@ -257,7 +261,7 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out, float alp
     int64_t off[3] = {0, 0, 0};
     for (int d = 0; d < loop.rank(); ++d)
       for (int i = 0; i < 3; ++i) off[i] += idx[static_cast<size_t>(d)] * lstr[static_cast<size_t>(i)][d];
-    lt_run(ctx, *plan, px + off[0] * es, py + off[1] * es, po + off[2] * es, alpha, beta, stream);
+    lt_run(ctx, *plan, px + off[0] * es, py + off[1] * es, po + off[2] * es_out, alpha, beta, stream);
     for (int d = loop.rank() - 1; d >= 0; --d) {
       if (++idx[static_cast<size_t>(d)] < loop[d]) break;
       idx[static_cast<size_t>(d)] = 0;

@@ -15,7 +15,8 @@ namespace metallic::cuda {
 /// Everything that decides a cuBLASLt plan. All fields are int64 so the key hashes and compares as bytes.
 struct LtKey {
   int64_t m, n, k, batch;  // the column-major problem D (m x n) = op(A) (m x k) op(B) (k x n)
-  int64_t dtype;           // cudaDataType_t of A, B, C and D
+  int64_t dtype;           // cudaDataType_t of A and B
+  int64_t out_dtype;       // cudaDataType_t of C and D (f32 may take f16 or bf16 products)
   int64_t op_a, op_b;      // cublasOperation_t
   int64_t a_rows, a_cols, lda, b_rows, b_cols, ldb, ldc;
   int64_t stride_a, stride_b, stride_c;  // batch strides in elements
