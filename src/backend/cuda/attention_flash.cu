@@ -8,6 +8,7 @@
 
 #include "backend/cuda/attention_impl.cuh"
 #include "backend/cuda/check.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace metallic::cuda::attn {
 namespace {
@@ -273,6 +274,8 @@ constexpr int decode_smem_bytes() {
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, DecodeSplit split) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
+  wait_for_producer();
+  allow_dependents();
   T* sq_tile = reinterpret_cast<T*>(smem_raw);
   T* ring = sq_tile + kDecodeRows * D;  // [stage][K, V][kBlockN * D]
 
@@ -516,7 +519,7 @@ void launch_decode_typed(const Params& p, const DecodeSplit& split, cudaStream_t
   set_decode_smem<T, D>();
   const dim3 grid(static_cast<unsigned>(split.n_chunks), static_cast<unsigned>(p.hkv * split.row_groups),
                   static_cast<unsigned>(p.batch));
-  flash_decode_kernel<T, D><<<grid, kThreads, smem, stream>>>(p, split);
+  launch_dependent(flash_decode_kernel<T, D>, grid, kThreads, smem, stream, p, split);
   MTL_CUDA_CHECK_LAUNCH("sdpa decode kernel");
 }
 

@@ -1,6 +1,7 @@
 // CUDA kernels for arithmetic, copies, fills and random draws: grid-stride loops over strided views,
 // using the same conversion and random-number code as the CPU reference, so results agree bit for bit.
 #include "backend/cuda/launch.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/elementwise.h"
 #include "backend/random.h"
 #include "backend/scalar.h"
@@ -37,6 +38,7 @@ __global__ void binary_scalar_kernel(BinaryOp op, const T* a, backend::compute_t
 
 template <class S, class D>
 __global__ void copy_kernel(const S* src, D* dst, int64_t n, Indexer<2> ix) {
+  wait_for_producer();
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     int64_t o[2];
@@ -112,11 +114,10 @@ void copy(const Tensor& src, const Tensor& dst) {
     using S = decltype(src_tag);
     backend::visit_dense(dst.dtype(), "copy", [&](auto dst_tag) {
       using D = decltype(dst_tag);
-      copy_kernel<S, D><<<blocks_for(n, kThreads), kThreads, 0, stream_of(dst)>>>(
-          src.data_as<S>(), dst.data_as<D>(), n, make_indexer<2>(dst.shape(), {&src, &dst}));
+      launch_dependent(copy_kernel<S, D>, blocks_for(n, kThreads), kThreads, 0, stream_of(dst),
+                       src.data_as<S>(), dst.data_as<D>(), n, make_indexer<2>(dst.shape(), {&src, &dst}));
     });
   });
-  MTL_CUDA_CHECK_LAUNCH("copy_kernel");
 }
 
 void fill(const Tensor& dst, double value) {

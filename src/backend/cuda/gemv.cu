@@ -16,6 +16,7 @@
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/gemv_int8.h"
+#include "backend/cuda/pdl.cuh"
 #include "metallic/core/context.h"
 #include "metallic/core/half.h"
 #include "metallic/core/memory_pool.h"
@@ -25,7 +26,6 @@ namespace metallic::cuda {
 namespace {
 
 using gemv_detail::half_f;
-using gemv_detail::launch_dependent;
 using gemv_detail::ld_stream;
 
 constexpr int kThreads = 128;  // 4 warps per block
@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(kThreads)
   float acc[R][MM] = {};
   // Launched as a programmatic dependent: the first weight loads overlap the end of the kernel that
   // writes x, and everything past the wait may read x and write out.
-  if (tid >= chunks) asm volatile("griddepcontrol.wait;" ::: "memory");
+  if (tid >= chunks) wait_for_producer();
   for (int c0 = tid; c0 < chunks; c0 += kThreads * U) {
     uint4 wv[U][R][V];
 #pragma unroll
@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(kThreads)
           wv[j][r][v] = c0 + kThreads * j < chunks
                             ? ld_stream(rows[r] + static_cast<int64_t>(c0 + kThreads * j) * V + v)
                             : make_uint4(0, 0, 0, 0);
-    if (c0 == tid) asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (c0 == tid) wait_for_producer();
 #pragma unroll
     for (int j = 0; j < U; ++j) {
       const int c = c0 + kThreads * j;
@@ -219,7 +219,7 @@ void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bi
   T* po = out.data_as<T>();
   const int64_t ldx = x.stride(0);
 #define MTL_DENSE(E) \
-  launch_dependent(gemv_dense<E, T, MM, R>, grid, kThreads, s, pw, row_bytes, px, ldx, M, K, N, bias, po)
+  launch_dependent(gemv_dense<E, T, MM, R>, grid, kThreads, 0, s, pw, row_bytes, px, ldx, M, K, N, bias, po)
   switch (w.dtype()) {
     case DType::F32: MTL_DENSE(float); break;
     case DType::F16: MTL_DENSE(f16); break;

@@ -5,8 +5,6 @@
 
 #include <cstdint>
 
-#include "backend/cuda/check.h"
-
 namespace metallic::cuda::gemv_detail {
 
 /// A 16-byte load that bypasses L1 allocation: weights are read exactly once.
@@ -21,23 +19,6 @@ __device__ __forceinline__ uint4 ld_stream(const void* p) {
 /// The f16 in the low 16 bits of `bits` as a float.
 __device__ __forceinline__ float half_f(uint32_t bits) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
-}
-
-/// Launches `kernel` as a programmatic dependent of the previous kernel on `s`: its blocks may start while
-/// that kernel finishes, so they must execute `griddepcontrol.wait` before reading what it wrote and
-/// before writing anything.
-template <class... P, class... A>
-void launch_dependent(void (*kernel)(P...), unsigned grid, unsigned block, cudaStream_t s, A... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(grid);
-  cfg.blockDim = dim3(block);
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
 }
 
 }  // namespace metallic::cuda::gemv_detail

@@ -17,6 +17,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/gemv_int8.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/scalar.h"
 #include "metallic/core/context.h"
 #include "metallic/core/half.h"
@@ -27,7 +28,6 @@ namespace metallic::cuda {
 namespace {
 
 using gemv_detail::half_f;
-using gemv_detail::launch_dependent;
 using gemv_detail::ld_stream;
 
 constexpr int kWarps = 4;  // warps per block
@@ -44,7 +44,7 @@ constexpr int64_t kXPad = 64;
 template <class T>
 __global__ void quantize_x_kernel(const T* __restrict__ x, int64_t ldx, int K, int Kp,
                                   int8_t* __restrict__ xq, float2* __restrict__ xs) {
-  asm volatile("griddepcontrol.launch_dependents;");  // the GEMV may start streaming weights now
+  allow_dependents();  // the GEMV may start streaming weights now
   const int m = blockIdx.y;
   const int e = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
   float v[8];
@@ -388,7 +388,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int r = 0; r < R; ++r) tile[r] = smem[warp][r] + 16;
   locate(g);
   load(0);
-  asm volatile("griddepcontrol.wait;" ::: "memory");  // x is quantized from here on
+  wait_for_producer();  // x is quantized from here on
   float acc[R][MM] = {};
   for (int t = 0;;) {
     __syncwarp();
@@ -433,8 +433,8 @@ void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int
   const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
   auto kernel = gemv_int8_kernel<Q, T, MM, kRows>;
   static const unsigned resident = resident_blocks(kernel);
-  launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, s, w, row_bytes, data_bytes, xq, xs, Kp,
-                   M, K, N, bias, out);
+  launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
+                   Kp, M, K, N, bias, out);
 }
 
 template <class T, int MM>

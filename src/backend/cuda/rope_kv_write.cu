@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "backend/cuda/launch.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/rope.h"
 #include "backend/scalar.h"
 
@@ -38,6 +39,8 @@ struct KvParams {
 template <class T, class C>
 __global__ void __launch_bounds__(kThreads) rope_kv_write_kernel(KvParams p) {
   __shared__ float s_cos[kMaxPairs], s_sin[kMaxPairs];
+  wait_for_producer();
+  allow_dependents();
   const int s = static_cast<int>(blockIdx.x), b = static_cast<int>(blockIdx.y);
   const int pos = p.positions[s];
   for (int i = threadIdx.x; i < p.half; i += kThreads) {
@@ -86,9 +89,9 @@ template <class T>
 void launch_typed(const KvParams& p, DType cache, unsigned seq, unsigned batch, cudaStream_t stream) {
   const dim3 grid(seq, batch);
   switch (cache) {
-    case DType::F32: rope_kv_write_kernel<T, float><<<grid, kThreads, 0, stream>>>(p); break;
-    case DType::F16: rope_kv_write_kernel<T, f16><<<grid, kThreads, 0, stream>>>(p); break;
-    case DType::BF16: rope_kv_write_kernel<T, bf16><<<grid, kThreads, 0, stream>>>(p); break;
+    case DType::F32: launch_dependent(rope_kv_write_kernel<T, float>, grid, kThreads, 0, stream, p); break;
+    case DType::F16: launch_dependent(rope_kv_write_kernel<T, f16>, grid, kThreads, 0, stream, p); break;
+    case DType::BF16: launch_dependent(rope_kv_write_kernel<T, bf16>, grid, kThreads, 0, stream, p); break;
     default: fail(ErrorCode::NotSupported, "rope_kv_write: cache dtype ", name(cache));
   }
   MTL_CUDA_CHECK_LAUNCH("rope_kv_write_kernel");

@@ -6,6 +6,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "backend/cuda/launch.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/sampling.h"
 #include "metallic/core/memory_pool.h"
 
@@ -72,6 +73,7 @@ __device__ void block_argmax(V& value, int& index) {
 
 // Greedy: the first index of the largest non-NaN key; -1 when that is -inf.
 __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* keys, int v, int32_t* out) {
+  wait_for_producer();
   float best = -INFINITY;
   int index = -1;
   for (int i = threadIdx.x; i < v; i += kThreads) {
@@ -182,8 +184,7 @@ void sample_token(const Tensor& logits, const Tensor& recent, const Tensor& draw
       recent.defined() && (o.repeat_penalty != 1.0f || o.presence_penalty != 0 || o.frequency_penalty != 0);
   const bool greedy = o.temperature <= 0;
   if (greedy && !penalties) {
-    argmax_kernel<<<1, kThreads, 0, s>>>(z, v, result);
-    MTL_CUDA_CHECK_LAUNCH("sample_token: argmax_kernel");
+    launch_dependent(argmax_kernel, 1, kThreads, 0, s, z, v, result);
     return;
   }
   MemoryPool& pool = logits.context()->pool();

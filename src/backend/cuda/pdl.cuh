@@ -1,0 +1,45 @@
+// Programmatic dependent launch (Hopper): a kernel launched this way may start while the kernel before it on
+// the stream finishes, so a decode step's short kernels overlap their launch and prologue with their
+// predecessor's tail. Every such kernel calls wait_for_producer() before it reads what earlier kernels
+// wrote and before it writes anything; on older GPUs both sides fall back to plain stream order.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "backend/cuda/check.h"
+
+namespace metallic::cuda {
+
+/// Blocks until the preceding kernel has finished and its writes are visible (a no-op unless launched
+/// with launch_dependent on sm_90 or later).
+__device__ __forceinline__ void wait_for_producer() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/// Lets the next kernel, if launched with launch_dependent, start now (its wait still waits for all of
+/// this kernel).
+__device__ __forceinline__ void allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+/// Launches `kernel` <<<grid, block, smem, s>>> as a programmatic dependent of the previous kernel on `s`.
+template <class... P, class... A>
+void launch_dependent(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
+}
+
+}  // namespace metallic::cuda
