@@ -15,7 +15,6 @@ struct SoftmaxParams {
   T* out;
   float scale;
   bool causal;
-  bool log;
   int64_t sq;
   int64_t query_offset;
   int tpr;
@@ -24,8 +23,8 @@ struct SoftmaxParams {
 
 // Causal: columns past the mask are neither read nor exponentiated (the non-causal instances skip the
 // per-element test altogether). P packs per thread stay in registers; longer rows re-read the excess.
-// f32 rows of 16 packs a thread are capped at 128 registers: 16 warps per SM.
-template <class T, int W, int P, bool Causal>
+// f32 rows of 16 packs a thread are capped at 128 registers: 16 warps per SM. Log: log-softmax.
+template <class T, int W, int P, bool Causal, bool Log>
 __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kernel(SoftmaxParams<T> p) {
   constexpr float kLog2e = 1.4426950408889634f;
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
@@ -57,79 +56,100 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
   auto load = [&](int64_t j) { return load_pack<T, W>(x + j * W * cx); };
   auto live = [&](int64_t j) { return active && j < packs && (!Causal || j * W < kept); };
 
-  // The row stays in registers as stored (16 bytes per pack); masked packs are never loaded.
+  // Masked packs are never loaded. The row is widened and scaled once into f32 registers, which then hold
+  // the exponentials for softmax, so that each element costs a single exp.
   Pack<T, W> v[P];
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
     if (live(j)) v[k] = load(j);
   }
+  float f[P][W];
   float max = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int64_t j = lane + int64_t{k} * tpr;
+    const bool on = live(j);
+    const int n = Causal ? kept_in(j) : W;
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      f[k][e] = on ? value(v[k], n, e) : -INFINITY;
+      max = fmaxf(max, f[k][e]);
+    }
+  }
   auto pack_max = [&](const Pack<T, W>& a, int64_t j) {
     const int n = Causal ? kept_in(j) : W;
 #pragma unroll
     for (int e = 0; e < W; ++e) max = fmaxf(max, value(a, n, e));
   };
-#pragma unroll
-  for (int k = 0; k < P; ++k) {
-    const int64_t j = lane + int64_t{k} * tpr;
-    if (live(j)) pack_max(v[k], j);
-  }
   for (int64_t j = lane + int64_t{P} * tpr; live(j); j += tpr) pack_max(load(j), j);
   max = row_max(max, tpr);
   // A fully masked row has max -inf; shifting by 0 keeps every exp at exactly 0 instead of NaN. The
   // difference is taken before the scaling by log2(e) so that large inputs lose no accuracy.
   const float shift = kept == 0 ? 0.f : max;
+  auto exp_of = [&](float v) { return fast_exp2((v - shift) * kLog2e); };
   float sum = 0;
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    float s = 0;
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      const float x_exp = exp_of(f[k][e]);
+      s += x_exp;
+      if (!Log) f[k][e] = x_exp;
+    }
+    sum += s;
+  }
   auto pack_sum = [&](const Pack<T, W>& a, int64_t j) {
     const int n = Causal ? kept_in(j) : W;
     float s = 0;
 #pragma unroll
-    for (int e = 0; e < W; ++e) s += fast_exp2((value(a, n, e) - shift) * kLog2e);
+    for (int e = 0; e < W; ++e) s += exp_of(value(a, n, e));
     sum += s;
   };
-#pragma unroll
-  for (int k = 0; k < P; ++k) {
-    const int64_t j = lane + int64_t{k} * tpr;
-    if (live(j)) pack_sum(v[k], j);
-  }
   for (int64_t j = lane + int64_t{P} * tpr; live(j); j += tpr) pack_sum(load(j), j);
   sum = row_sum(sum, tpr);
   if (!active) return;
   const float inv = 1.f / sum;
-  const float log_sum = logf(sum);
+  const float log_sum = Log ? logf(sum) : 0.f;
 
-  // Masked columns are exact (0 or -inf) even when a NaN elsewhere poisons the row.
-  auto write = [&](int64_t j, const Pack<T, W>& a) {
+  // Masked columns are exact (0 or -inf) even when a NaN elsewhere poisons the row. `y` holds the scaled
+  // inputs (log) or their exponentials.
+  auto write = [&](int64_t j, const float(&y)[W]) {
     const int n = Causal ? kept_in(j) : W;
-    float y[W];
-    if (p.log) {
+    float r[W];
 #pragma unroll
-      for (int e = 0; e < W; ++e) y[e] = Causal && e >= n ? -INFINITY : value(a, n, e) - shift - log_sum;
-    } else {
-#pragma unroll
-      for (int e = 0; e < W; ++e)
-        y[e] = Causal && e >= n ? 0.f : fast_exp2((value(a, n, e) - shift) * kLog2e) * inv;
+    for (int e = 0; e < W; ++e) {
+      if (Log)
+        r[e] = Causal && e >= n ? -INFINITY : y[e] - shift - log_sum;
+      else
+        r[e] = Causal && e >= n ? 0.f : y[e] * inv;
     }
-    store_pack<T, W>(out + j * W * co, pack_from_f32<T, W>(y));
+    store_pack<T, W>(out + j * W * co, pack_from_f32<T, W>(r));
   };
   // Packs that were not loaded are wholly masked: write() never looks at their contents.
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
-    if (j < packs) write(j, v[k]);
+    if (j < packs) write(j, f[k]);
   }
-  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr) write(j, live(j) ? load(j) : Pack<T, W>{});
+  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr) {
+    float y[W];
+    const Pack<T, W> a = live(j) ? load(j) : Pack<T, W>{};
+    const int n = Causal ? kept_in(j) : W;
+#pragma unroll
+    for (int e = 0; e < W; ++e) y[e] = Log ? value(a, n, e) : exp_of(value(a, n, e));
+    write(j, y);
+  }
 }
 
-template <class T>
-void launch(const Tensor& x, const SoftmaxOptions& options, bool log, const Tensor& out) {
+template <class T, bool Log>
+void launch(const Tensor& x, const SoftmaxOptions& options, const Tensor& out) {
   SoftmaxParams<T> p{};
   p.x = x.data_as<T>();
   p.out = out.data_as<T>();
   p.scale = options.scale;
   p.causal = options.causal;
-  p.log = log;
   p.sq = x.rank() >= 2 ? x.dim(-2) : 1;
   p.query_offset = options.query_offset;
   const std::array<const Tensor*, 2> ops = {&x, &out};
@@ -140,16 +160,24 @@ void launch(const Tensor& x, const SoftmaxOptions& options, bool log, const Tens
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
   if (!vec)
-    softmax_kernel<T, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    softmax_kernel<T, 1, kSmallPacks, true, Log><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (rl.packs == kLargePacks<T> && p.causal)
-    softmax_kernel<T, V, kLargePacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    softmax_kernel<T, V, kLargePacks<T>, true, Log><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (rl.packs == kLargePacks<T>)
-    softmax_kernel<T, V, kLargePacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    softmax_kernel<T, V, kLargePacks<T>, false, Log><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (p.causal)
-    softmax_kernel<T, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    softmax_kernel<T, V, kSmallPacks, true, Log><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else
-    softmax_kernel<T, V, kSmallPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    softmax_kernel<T, V, kSmallPacks, false, Log><<<rl.blocks, rl.threads, 0, stream>>>(p);
   MTL_CUDA_CHECK_LAUNCH("softmax_kernel");
+}
+
+template <class T>
+void launch(const Tensor& x, const SoftmaxOptions& options, bool log, const Tensor& out) {
+  if (log)
+    launch<T, true>(x, options, out);
+  else
+    launch<T, false>(x, options, out);
 }
 
 }  // namespace
