@@ -64,7 +64,8 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_
   auto reread = [&](int64_t j) {
     return add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
   };
-  // One short chain per pack, so that the packs' sums proceed side by side.
+  // One short chain per pack, so that the packs' sums proceed side by side (the sum of squares for the
+  // RMS norms, the plain sum for LayerNorm).
   auto accumulate = [&](const Pack<T, W>& a, float& acc) {
     float s = 0;
 #pragma unroll
@@ -101,29 +102,32 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_
   for (int k = 0; k < P; ++k)
     if (active && lane + int64_t{k} * tpr < packs) accumulate(v[k], acc);
   for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
-  acc = row_sum(acc, tpr);
   const float n = static_cast<float>(len);
   float mean = 0, inv;
   if (layer) {
-    // Second pass over the registers: the variance about the mean, free of cancellation.
-    mean = acc / n;
-    float var = 0;
+    // Each thread's own mean and squared deviations (a second pass over its registers), merged across the
+    // row in a single reduction.
+    const int64_t mine = active && lane < packs ? (packs - lane + tpr - 1) / tpr : 0;
+    Moments m{static_cast<float>(mine * W), 0.f, 0.f};
+    if (mine > 0) m.mean = acc / m.n;
     auto deviation = [&](const Pack<T, W>& a) {
       float s = 0;
 #pragma unroll
       for (int e = 0; e < W; ++e) {
-        const float d = to_f32(a.v[e]) - mean;
+        const float d = to_f32(a.v[e]) - m.mean;
         s = fmaf(d, d, s);
       }
-      var += s;
+      m.m2 += s;
     };
 #pragma unroll
     for (int k = 0; k < P; ++k)
       if (active && lane + int64_t{k} * tpr < packs) deviation(v[k]);
     for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) deviation(reread(j));
-    inv = rsqrtf(row_sum(var, tpr) / n + p.eps);
+    m = row_moments(m, tpr);
+    mean = m.mean;
+    inv = rsqrtf(m.m2 / n + p.eps);
   } else {
-    inv = rsqrtf(acc / n + p.eps);
+    inv = rsqrtf(row_sum(acc, tpr) / n + p.eps);
   }
   if (!active) return;
 
@@ -132,12 +136,12 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_
 #pragma unroll
     for (int e = 0; e < W; ++e) y[e] = (to_f32(a.v[e]) - mean) * inv;
     if (p.weight) {
-      const Pack<Wt, W> pw = load_pack<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
+      const Pack<Wt, W> pw = load_pack_ro<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
 #pragma unroll
       for (int e = 0; e < W; ++e) y[e] *= to_f32(pw.v[e]);
     }
     if (p.bias) {
-      const Pack<Wt, W> pb = load_pack<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
+      const Pack<Wt, W> pb = load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
 #pragma unroll
       for (int e = 0; e < W; ++e) y[e] += to_f32(pb.v[e]);
     }

@@ -98,6 +98,27 @@ __device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
   return *reinterpret_cast<const Pack<T, W>*>(p);
 }
 
+/// Loads the pack at `p` through the read-only data cache: for operands no thread of the kernel writes
+/// (weights shared by every row), which then stay in L1 while the streamed rows pass by.
+template <class T, int W>
+__device__ __forceinline__ Pack<T, W> load_pack_ro(const T* p) {
+  constexpr int kBytes = static_cast<int>(sizeof(T)) * W;
+  Pack<T, W> r;
+  if constexpr (kBytes % 16 == 0) {
+#pragma unroll
+    for (int i = 0; i < kBytes / 16; ++i)
+      reinterpret_cast<int4*>(&r)[i] = __ldg(reinterpret_cast<const int4*>(p) + i);
+  } else if constexpr (kBytes == 8) {
+    *reinterpret_cast<int2*>(&r) = __ldg(reinterpret_cast<const int2*>(p));
+  } else if constexpr (kBytes == 4) {
+    *reinterpret_cast<int*>(&r) = __ldg(reinterpret_cast<const int*>(p));
+  } else {
+    static_assert(kBytes == 2, "packs are 2, 4, 8 or a multiple of 16 bytes");
+    *reinterpret_cast<unsigned short*>(&r) = __ldg(reinterpret_cast<const unsigned short*>(p));
+  }
+  return r;
+}
+
 template <class T, int W>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
   *reinterpret_cast<Pack<T, W>*>(p) = v;
@@ -201,6 +222,40 @@ __device__ __forceinline__ float row_max(float v, int tpr) {
   __syncthreads();
   float m = partial[first];
   for (int w = 1; w < warps; ++w) m = fmaxf(m, partial[first + w]);
+  return m;
+}
+
+/// Element count, mean and sum of squared deviations from the mean of part of a row.
+struct Moments {
+  float n, mean, m2;
+};
+
+/// Moments of the union of two parts (Chan, Golub and LeVeque), free of the cancellation of
+/// E[x^2] - mean^2. Symmetric in its operands to the last bit (the products of the mean are kept apart
+/// from the sum), so both partners of a butterfly get the same result.
+__device__ __forceinline__ Moments merge_moments(const Moments& a, const Moments& b) {
+  const float n = a.n + b.n;
+  if (n == 0.f) return a;
+  const float d = b.mean - a.mean;
+  return {n, __fadd_rn(__fmul_rn(a.n, a.mean), __fmul_rn(b.n, b.mean)) / n,
+          a.m2 + b.m2 + d * d * (a.n * b.n / n)};
+}
+
+/// Moments over the `tpr` threads of each row, in one reduction (see row_sum). Every thread of the block
+/// must call it; every thread of a row gets the same values.
+__device__ __forceinline__ Moments row_moments(Moments v, int tpr) {
+  __shared__ Moments partial[32];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1)
+    v = merge_moments(v, {__shfl_xor_sync(0xffffffffu, v.n, o), __shfl_xor_sync(0xffffffffu, v.mean, o),
+                          __shfl_xor_sync(0xffffffffu, v.m2, o)});
+  if (tpr == 32) return v;
+  const int warps = tpr / 32, first = static_cast<int>(threadIdx.x) / tpr * warps;
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  Moments m = partial[first];
+  for (int w = 1; w < warps; ++w) m = merge_moments(m, partial[first + w]);
   return m;
 }
 
