@@ -68,7 +68,9 @@ template <class T, int W, Activation A, bool Gated, int U>
 __global__ void activation_kernel(ActParams<T> p) {
   const int threads = static_cast<int>(blockDim.x);
   const int64_t len = p.rows.len, packs = len / W;
-  const int64_t ca = p.rows.col_stride[0], cb = p.rows.col_stride[1], co = p.rows.col_stride[2];
+  // Packs of W > 1 imply unit columns: constants spare the index arithmetic.
+  const int64_t ca = W > 1 ? 1 : p.rows.col_stride[0], cb = W > 1 ? 1 : p.rows.col_stride[1],
+                co = W > 1 ? 1 : p.rows.col_stride[2];
   for (int64_t row = blockIdx.y; row < p.rows.rows; row += gridDim.y) {
     int64_t o[3];
     p.rows.offsets(row, o);

@@ -1,9 +1,9 @@
 // CUDA RoPE: nothing precomputed in memory. Each block first tabulates the pairs' frequencies in double in
 // shared memory (one exp2 per pair and block, not per thread). A thread owns a group of pairs of one token
-// for a chunk of heads: it derives their angles once (product and range reduction in double, then sincosf
-// on the reduced angle, so positions in the tens of thousands keep f32 accuracy) and rotates them in every
-// head of the chunk with 16-byte accesses, all loads of the chunk in flight before the first store.
-// Pass-through dimensions are copied unless rotating in place.
+// for a chunk of heads: it derives their angles once (product and range reduction to [-pi, pi] in double,
+// so positions in the tens of thousands keep f32 accuracy; then __sincosf, whose absolute error there is
+// about 4e-7) and rotates them in every head of the chunk with 16-byte accesses. Pass-through dimensions
+// are copied unless rotating in place.
 #include <cmath>
 
 #include "backend/cuda/rows.cuh"
@@ -13,7 +13,9 @@ namespace metallic::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kHeadsPerThread = 4;
+constexpr int kHeadsPerThread = 8;
+// Heads loaded before the first store: more would cost registers that keep warps off the SM.
+constexpr int kBatch = 4;
 // Pairs whose frequencies fit the shared table; rotary dimensions beyond 2 * kTablePairs (none known)
 // compute theirs per thread.
 constexpr int kTablePairs = 512;
@@ -78,14 +80,13 @@ __device__ __forceinline__ double inv_freq_of(const RopeParams<T>& p, int64_t i)
   return f;
 }
 
-// P pairs per thread; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs of P).
-// All heads of the chunk are loaded before anything is stored: out may alias x, so the compiler could
-// not otherwise overlap the loads of one head with the stores of the previous.
-template <class T, bool Neox, int P, bool Vec>
+// P pairs per thread for H heads; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs
+// of P). Each batch of B heads is loaded completely before anything is stored: out may alias x, so the
+// compiler could not otherwise overlap the loads of one head with the stores of the previous.
+template <class T, bool Neox, int P, bool Vec, int H = kHeadsPerThread, int B = kBatch>
 __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
   constexpr int kPass = Vec ? kVec<T> : 1;  // pass-through elements per access
-  constexpr int kBatch = kHeadsPerThread;
-  constexpr int kSpan = Neox ? P : 2 * P;  // elements per access
+  constexpr int kSpan = Neox ? P : 2 * P;   // elements per access
   __shared__ double table[kTablePairs];
   const bool tabled = p.half <= kTablePairs;
   if (tabled) {
@@ -97,21 +98,21 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
     const ItemIndex ix = split_item(p, item);
     const int64_t g = ix.group;
     const int64_t s = ix.token % p.seq, b = ix.token / p.seq;
-    const int64_t h0 = ix.chunk * kHeadsPerThread;
-    const int64_t h1 = h0 + kHeadsPerThread < p.heads ? h0 + kHeadsPerThread : p.heads;
+    const int64_t h0 = ix.chunk * H;
+    const int64_t h1 = h0 + H < p.heads ? h0 + H : p.heads;
     const T* x = p.x + b * p.xs[0] + s * p.xs[1];
     T* out = p.out + b * p.os[0] + s * p.os[1];
     const int64_t cx = p.xs[3], co = p.os[3];
 
     if (g >= p.rot_groups) {  // pass-through copy of dimensions [rot, head_dim)
       const int64_t col = p.rot + (g - p.rot_groups) * kPass;
-      for (int64_t hb = h0; hb < h1; hb += kBatch) {
-        Pack<T, kPass> v[kBatch];
+      for (int64_t hb = h0; hb < h1; hb += B) {
+        Pack<T, kPass> v[B];
 #pragma unroll
-        for (int k = 0; k < kBatch; ++k)
+        for (int k = 0; k < B; ++k)
           if (hb + k < h1) v[k] = load_n<T, kPass, Vec>(x + (hb + k) * p.xs[2] + col * cx, cx);
 #pragma unroll
-        for (int k = 0; k < kBatch; ++k)
+        for (int k = 0; k < B; ++k)
           if (hb + k < h1) store_n<T, kPass, Vec>(out + (hb + k) * p.os[2] + col * co, co, v[k]);
       }
       continue;
@@ -126,22 +127,22 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
       const int64_t i = g * P + k;
       const double angle = pos * (tabled ? table[i] : inv_freq_of(p, i));
       const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
-      sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
+      __sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
     }
 
-    for (int64_t hb = h0; hb < h1; hb += kBatch) {
+    for (int64_t hb = h0; hb < h1; hb += B) {
       // Staged as stored (16 bytes per access), widened when used.
-      Pack<T, kSpan> a[kBatch];
-      Pack<T, P> bb[kBatch];
+      Pack<T, kSpan> a[B];
+      Pack<T, P> bb[B];
 #pragma unroll
-      for (int k = 0; k < kBatch; ++k)
+      for (int k = 0; k < B; ++k)
         if (hb + k < h1) {
           const T* xh = x + (hb + k) * p.xs[2];
           a[k] = load_n<T, kSpan, Vec>(xh + first * cx, cx);
           if constexpr (Neox) bb[k] = load_n<T, P, Vec>(xh + second * cx, cx);
         }
 #pragma unroll
-      for (int k = 0; k < kBatch; ++k)
+      for (int k = 0; k < B; ++k)
         if (hb + k < h1) {
           T* oh = out + (hb + k) * p.os[2];
           if constexpr (Neox) {

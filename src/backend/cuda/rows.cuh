@@ -15,12 +15,11 @@
 namespace metallic::cuda {
 
 /// A row kernel keeps each row in registers: tpr threads per row (a power of two in [32, kMaxRowThreads]),
-/// each holding up to P packs, P one of kSmallPacks or kLargePacks<T>. The 16-bit types hold half as many
-/// packs (the same elements per thread as f32), which keeps their per-warp arithmetic between loads short
-/// and their registers few. Rows beyond kMaxRowThreads * P packs re-read the excess.
+/// each holding up to P packs, P one of kSmallPacks or kLargePacks<T>. Rows beyond kMaxRowThreads * P packs
+/// re-read the excess.
 constexpr int kSmallPacks = 4;
 template <class T>
-constexpr int kLargePacks = sizeof(T) == 4 ? 16 : 8;
+constexpr int kLargePacks = sizeof(T) == 4 ? 8 : 4;
 constexpr int kMaxRowThreads = 256;
 
 /// Rows of N operands of one shape [..., H]: the row index -> element offset map and the last-dim strides.
@@ -117,6 +116,11 @@ __device__ __forceinline__ Pack<T, W> load_pack_ro(const T* p) {
     *reinterpret_cast<unsigned short*>(&r) = __ldg(reinterpret_cast<const unsigned short*>(p));
   }
   return r;
+}
+
+/// Asks L2 for the line holding `p` without waiting for it, so that a later load of it hits L2.
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
 template <class T, int W>
@@ -236,9 +240,9 @@ struct Moments {
 __device__ __forceinline__ Moments merge_moments(const Moments& a, const Moments& b) {
   const float n = a.n + b.n;
   if (n == 0.f) return a;
-  const float d = b.mean - a.mean;
-  return {n, __fadd_rn(__fmul_rn(a.n, a.mean), __fmul_rn(b.n, b.mean)) / n,
-          a.m2 + b.m2 + d * d * (a.n * b.n / n)};
+  const float d = b.mean - a.mean, inv_n = fast_rcp(n);
+  return {n, __fadd_rn(__fmul_rn(a.n, a.mean), __fmul_rn(b.n, b.mean)) * inv_n,
+          a.m2 + b.m2 + d * d * (a.n * b.n * inv_n)};
 }
 
 /// Moments over the `tpr` threads of each row, in one reduction (see row_sum). Every thread of the block
@@ -260,13 +264,12 @@ __device__ __forceinline__ Moments row_moments(Moments v, int tpr) {
 }
 
 /// Launch shape of a row kernel: tpr threads per row, `packs` (kSmallPacks or `large`) held per thread,
-/// blocks of max(tpr, 128) threads. Many independent warps per SM keep loads in flight while others
-/// reduce, so a block is never wider than its row needs.
+/// blocks of max(tpr, 128) threads, `blocks` of them before row_grid() caps them to one resident wave.
 struct RowLaunch {
   int tpr;
   int packs;
   int threads;
-  unsigned blocks;
+  int64_t blocks;
 };
 
 /// `vectorised`: 16-byte packs; the one-element path only needs to be correct, so it keeps registers few.
@@ -277,8 +280,22 @@ inline RowLaunch row_launch(int64_t rows, int64_t packs, bool vectorised, int la
   while (r.tpr < kMaxRowThreads && static_cast<int64_t>(r.tpr) * r.packs < packs) r.tpr *= 2;
   r.threads = r.tpr < 128 ? 128 : r.tpr;
   const int64_t per_block = r.threads / r.tpr;
-  r.blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
+  r.blocks = (rows + per_block - 1) / per_block;
   return r;
+}
+
+/// Grid of a row kernel that loops over its rows: one block per row group while they fit beside each other
+/// on the device, else as many blocks as stay resident together, each then walking several row groups (and
+/// prefetching the next while it works on one). Host queries only: capture safe.
+template <class Kernel>
+unsigned row_grid(Kernel kernel, const RowLaunch& rl) {
+  int device = 0, sms = 0, per_sm = 0;
+  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (rl.blocks <= sms) return static_cast<unsigned>(rl.blocks < 1 ? 1 : rl.blocks);
+  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, rl.threads, 0));
+  const int64_t wave = static_cast<int64_t>(per_sm < 1 ? 1 : per_sm) * sms;
+  return static_cast<unsigned>(rl.blocks < wave ? rl.blocks : wave);
 }
 
 }  // namespace metallic::cuda
