@@ -1,7 +1,6 @@
-// CUDA normalisations: one pass over memory. tpr threads own a row and keep it in registers (P packs each)
-// between the reductions and the write, while the block's next row is already on its way to L2; rows longer
-// than that re-read the excess. Rows whose operands are not 16-byte aligned take the same code with
-// one-element packs.
+// CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 256 packs or fewer) and
+// keep it in registers (P packs each) between the reductions and the write; rows longer than that re-read
+// the excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
 #include "backend/cuda/rows.cuh"
 #include "backend/norms.h"
 
@@ -26,162 +25,140 @@ struct NormParams {
   RowLayout<4> rows;
 };
 
+// Packs per thread for long rows (128 bytes): on an H200, 4096-wide rows ran faster than with 16 f32
+// packs (fewer warps per SM) or 4 16-bit packs (more rows per byte in flight). AddRms also holds the
+// residual and takes kSmallPacks.
+constexpr int kLongRowPacks = 8;
+
 // Add: the instance may be asked for AddRms; the others never hold the residual, which halves the
-// registers of the largest rows. Blocks walk their rows, each row's packs already on their way to L2 while
-// the previous row is reduced and written.
+// registers of the largest rows.
 template <class T, class Wt, int W, int P, bool Add>
 __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
-  const int64_t per_block = blockDim.x / tpr, step = int64_t{gridDim.x} * per_block;
+  const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
+  const bool active = row < p.rows.rows;
   const int64_t len = p.rows.len, packs = len / W;
+  int64_t o[4] = {0, 0, 0, 0};
+  if (active) p.rows.offsets(row, o);
+  const T* x = p.x + o[0];
+  const T* res = p.residual + o[1];
+  T* sum = p.sum + o[2];
+  T* out = p.out + o[3];
   // Packs of W > 1 imply unit columns (see packs_fit): constants spare the index arithmetic.
   const int64_t cx = W > 1 ? 1 : p.rows.col_stride[0], cr = W > 1 ? 1 : p.rows.col_stride[1],
                 cs = W > 1 ? 1 : p.rows.col_stride[2], co = W > 1 ? 1 : p.rows.col_stride[3];
   const bool add = Add && p.kind == NormKind::AddRms;
   const bool layer = p.kind == NormKind::Layer;
 
-  // Asks L2 for the register-resident packs of `row` (x and, for AddRms, the residual) a row ahead of
-  // their loads, without holding registers for them.
-  auto prefetch_row = [&](int64_t row) {
-    if (W == 1 || row >= p.rows.rows) return;
-    int64_t o[4];
-    p.rows.offsets(row, o);
+  auto add_packs = [](const Pack<T, W>& a, const Pack<T, W>& b) {
+    float f[W];
 #pragma unroll
-    for (int k = 0; k < P; ++k) {
-      const int64_t j = lane + int64_t{k} * tpr;
-      if (j < packs) {
-        prefetch_l2(p.x + o[0] + j * W);
-        if (add) prefetch_l2(p.residual + o[1] + j * W);
-      }
+    for (int e = 0; e < W; ++e) f[e] = to_f32(a.v[e]) + to_f32(b.v[e]);
+    return pack_from_f32<T, W>(f);
+  };
+  // Pack j of the row as stored (for AddRms: the rounded sum, which is also written out).
+  auto read = [&](int64_t j) {
+    Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
+    if (add) {
+      a = add_packs(a, load_pack<T, W>(res + j * W * cr));
+      store_pack<T, W>(sum + j * W * cs, a);
     }
+    return a;
+  };
+  // Re-reads pack j of an over-long row (the stored sum for AddRms).
+  auto reread = [&](int64_t j) {
+    return add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
+  };
+  // One short chain per pack, so that the packs' sums proceed side by side (the sum of squares for the
+  // RMS norms, the plain sum for LayerNorm).
+  auto accumulate = [&](const Pack<T, W>& a, float& acc) {
+    float s = 0;
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      const float f = to_f32(a.v[e]);
+      s = layer ? s + f : fmaf(f, f, s);
+    }
+    acc += s;
   };
 
-  // Normalises `row`. Every thread of the block calls it (the reductions).
-  auto process = [&](int64_t row) {
-    const bool active = row < p.rows.rows;
-    int64_t o[4] = {0, 0, 0, 0};
-    if (active) p.rows.offsets(row, o);
-    const T* x = p.x + o[0];
-    const T* res = p.residual + o[1];
-    T* sum = p.sum + o[2];
-    T* out = p.out + o[3];
-    auto add_packs = [](const Pack<T, W>& a, const Pack<T, W>& b) {
-      float f[W];
+  // The row stays in registers as stored (16 bytes per pack), widened again where needed.
+  // All loads are issued before the first store (sum may alias the inputs, which would serialise them).
+  Pack<T, W> v[P], r[P];
+  float acc = 0;
 #pragma unroll
-      for (int e = 0; e < W; ++e) f[e] = to_f32(a.v[e]) + to_f32(b.v[e]);
-      return pack_from_f32<T, W>(f);
-    };
-    // Pack j of an over-long row as stored (for AddRms: the rounded sum, which is also written out).
-    auto read = [&](int64_t j) {
-      Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
-      if (add) {
-        a = add_packs(a, load_pack<T, W>(res + j * W * cr));
-        store_pack<T, W>(sum + j * W * cs, a);
-      }
-      return a;
-    };
-    // Re-reads pack j of an over-long row (the stored sum for AddRms).
-    auto reread = [&](int64_t j) {
-      return add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
-    };
-    // One short chain per pack, so that the packs' sums proceed side by side (the sum of squares for the
-    // RMS norms, the plain sum for LayerNorm).
-    auto accumulate = [&](const Pack<T, W>& a, float& acc) {
-      float s = 0;
-#pragma unroll
-      for (int e = 0; e < W; ++e) {
-        const float f = to_f32(a.v[e]);
-        s = layer ? s + f : fmaf(f, f, s);
-      }
-      acc += s;
-    };
-
-    // The row stays in registers as stored (16 bytes per pack), widened again where needed. All loads are
-    // issued before the first store (sum may alias the inputs, which would serialise them).
-    Pack<T, W> v[P], r[P];
+  for (int k = 0; k < P; ++k) {
+    const int64_t j = lane + int64_t{k} * tpr;
+    if (active && j < packs) {
+      v[k] = load_pack<T, W>(x + j * W * cx);
+      if (add) r[k] = load_pack<T, W>(res + j * W * cr);
+    }
+  }
+  if (add) {
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       const int64_t j = lane + int64_t{k} * tpr;
       if (active && j < packs) {
-        v[k] = load_pack<T, W>(x + j * W * cx);
-        if (add) r[k] = load_pack<T, W>(res + j * W * cr);
+        v[k] = add_packs(v[k], r[k]);
+        store_pack<T, W>(sum + j * W * cs, v[k]);
       }
     }
-    if (add) {
+  }
 #pragma unroll
-      for (int k = 0; k < P; ++k) {
-        const int64_t j = lane + int64_t{k} * tpr;
-        if (active && j < packs) {
-          v[k] = add_packs(v[k], r[k]);
-          store_pack<T, W>(sum + j * W * cs, v[k]);
-        }
+  for (int k = 0; k < P; ++k)
+    if (active && lane + int64_t{k} * tpr < packs) accumulate(v[k], acc);
+  for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
+  const float n = static_cast<float>(len);
+  float mean = 0, inv;
+  if (layer) {
+    // Each thread's own mean and squared deviations (a second pass over its registers), merged across the
+    // row in a single reduction.
+    const int64_t mine = active && lane < packs ? (packs - lane + tpr - 1) / tpr : 0;
+    Moments m{static_cast<float>(mine * W), 0.f, 0.f};
+    if (mine > 0) m.mean = acc / m.n;
+    auto deviation = [&](const Pack<T, W>& a) {
+      float s = 0;
+#pragma unroll
+      for (int e = 0; e < W; ++e) {
+        const float d = to_f32(a.v[e]) - m.mean;
+        s = fmaf(d, d, s);
       }
-    }
-    float acc = 0;
-#pragma unroll
-    for (int k = 0; k < P; ++k)
-      if (active && lane + int64_t{k} * tpr < packs) accumulate(v[k], acc);
-    for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
-    const float n = static_cast<float>(len);
-    float mean = 0, inv;
-    if (layer) {
-      // Each thread's own mean and squared deviations (a second pass over its registers), merged across
-      // the row in a single reduction.
-      const int64_t mine = active && lane < packs ? (packs - lane + tpr - 1) / tpr : 0;
-      Moments m{static_cast<float>(mine * W), 0.f, 0.f};
-      if (mine > 0) m.mean = acc / m.n;
-      auto deviation = [&](const Pack<T, W>& a) {
-        float s = 0;
-#pragma unroll
-        for (int e = 0; e < W; ++e) {
-          const float d = to_f32(a.v[e]) - m.mean;
-          s = fmaf(d, d, s);
-        }
-        m.m2 += s;
-      };
-#pragma unroll
-      for (int k = 0; k < P; ++k)
-        if (active && lane + int64_t{k} * tpr < packs) deviation(v[k]);
-      for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) deviation(reread(j));
-      m = row_moments(m, tpr);
-      mean = m.mean;
-      inv = rsqrtf(m.m2 / n + p.eps);
-    } else {
-      inv = rsqrtf(row_sum(acc, tpr) / n + p.eps);
-    }
-    if (!active) return;
-
-    auto write = [&](int64_t j, const Pack<T, W>& a) {
-      float y[W];
-#pragma unroll
-      for (int e = 0; e < W; ++e) y[e] = (to_f32(a.v[e]) - mean) * inv;
-      if (p.weight) {
-        const Pack<Wt, W> pw = load_pack_ro<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
-#pragma unroll
-        for (int e = 0; e < W; ++e) y[e] *= to_f32(pw.v[e]);
-      }
-      if (p.bias) {
-        const Pack<Wt, W> pb = load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
-#pragma unroll
-        for (int e = 0; e < W; ++e) y[e] += to_f32(pb.v[e]);
-      }
-      store_pack<T, W>(out + j * W * co, pack_from_f32<T, W>(y));
+      m.m2 += s;
     };
 #pragma unroll
-    for (int k = 0; k < P; ++k) {
-      const int64_t j = lane + int64_t{k} * tpr;
-      if (j < packs) write(j, v[k]);
-    }
-    for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr) write(j, reread(j));
-  };
-
-  // `base` is the block's first row of the step: the same for all its threads, which must all reach the
-  // reductions of every step.
-  for (int64_t base = int64_t{blockIdx.x} * per_block; base < p.rows.rows; base += step) {
-    const int64_t row = base + threadIdx.x / tpr;
-    prefetch_row(row + step);
-    process(row);
+    for (int k = 0; k < P; ++k)
+      if (active && lane + int64_t{k} * tpr < packs) deviation(v[k]);
+    for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) deviation(reread(j));
+    m = row_moments(m, tpr);
+    mean = m.mean;
+    inv = rsqrtf(m.m2 / n + p.eps);
+  } else {
+    inv = rsqrtf(row_sum(acc, tpr) / n + p.eps);
   }
+  if (!active) return;
+
+  auto write = [&](int64_t j, const Pack<T, W>& a) {
+    float y[W];
+#pragma unroll
+    for (int e = 0; e < W; ++e) y[e] = (to_f32(a.v[e]) - mean) * inv;
+    if (p.weight) {
+      const Pack<Wt, W> pw = load_pack_ro<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
+#pragma unroll
+      for (int e = 0; e < W; ++e) y[e] *= to_f32(pw.v[e]);
+    }
+    if (p.bias) {
+      const Pack<Wt, W> pb = load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
+#pragma unroll
+      for (int e = 0; e < W; ++e) y[e] += to_f32(pb.v[e]);
+    }
+    const Pack<T, W> r = pack_from_f32<T, W>(y);
+    store_pack<T, W>(out + j * W * co, r);
+  };
+#pragma unroll
+  for (int k = 0; k < P; ++k) {
+    const int64_t j = lane + int64_t{k} * tpr;
+    if (j < packs) write(j, v[k]);
+  }
+  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr) write(j, reread(j));
 }
 
 template <class T, class Wt>
@@ -207,21 +184,19 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
            (t.stride(0) == 1 && reinterpret_cast<uintptr_t>(t.data()) % (V * sizeof(Wt)) == 0);
   };
   const bool vec = packs_fit<4>(p.rows, ops, V) && param_fits(weight) && param_fits(bias);
-  // AddRms holds x and the residual: kSmallPacks of each keeps enough warps per SM.
   const bool add = kind == NormKind::AddRms;
-  const int large = add ? kSmallPacks : kLargePacks<T>;
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, large);
+  const RowLaunch rl =
+      row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, add ? kSmallPacks : kLongRowPacks);
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
-  auto run = [&](auto kernel) { kernel<<<row_grid(kernel, rl), rl.threads, 0, stream>>>(p); };
   if (!vec)
-    run(norm_kernel<T, Wt, 1, kSmallPacks, true>);
+    norm_kernel<T, Wt, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (add)
-    run(norm_kernel<T, Wt, V, kSmallPacks, true>);
-  else if (rl.packs == kLargePacks<T>)
-    run(norm_kernel<T, Wt, V, kLargePacks<T>, false>);
+    norm_kernel<T, Wt, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLongRowPacks)
+    norm_kernel<T, Wt, V, kLongRowPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else
-    run(norm_kernel<T, Wt, V, kSmallPacks, false>);
+    norm_kernel<T, Wt, V, kSmallPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   MTL_CUDA_CHECK_LAUNCH("norm_kernel");
 }
 

@@ -80,10 +80,10 @@ __device__ __forceinline__ double inv_freq_of(const RopeParams<T>& p, int64_t i)
   return f;
 }
 
-// P pairs per thread for H heads; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs
-// of P). Each batch of B heads is loaded completely before anything is stored: out may alias x, so the
+// P pairs per thread; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs of P).
+// Each batch of kBatch heads is loaded completely before anything is stored: out may alias x, so the
 // compiler could not otherwise overlap the loads of one head with the stores of the previous.
-template <class T, bool Neox, int P, bool Vec, int H = kHeadsPerThread, int B = kBatch>
+template <class T, bool Neox, int P, bool Vec>
 __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
   constexpr int kPass = Vec ? kVec<T> : 1;  // pass-through elements per access
   constexpr int kSpan = Neox ? P : 2 * P;   // elements per access
@@ -98,21 +98,21 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
     const ItemIndex ix = split_item(p, item);
     const int64_t g = ix.group;
     const int64_t s = ix.token % p.seq, b = ix.token / p.seq;
-    const int64_t h0 = ix.chunk * H;
-    const int64_t h1 = h0 + H < p.heads ? h0 + H : p.heads;
+    const int64_t h0 = ix.chunk * kHeadsPerThread;
+    const int64_t h1 = h0 + kHeadsPerThread < p.heads ? h0 + kHeadsPerThread : p.heads;
     const T* x = p.x + b * p.xs[0] + s * p.xs[1];
     T* out = p.out + b * p.os[0] + s * p.os[1];
     const int64_t cx = p.xs[3], co = p.os[3];
 
     if (g >= p.rot_groups) {  // pass-through copy of dimensions [rot, head_dim)
       const int64_t col = p.rot + (g - p.rot_groups) * kPass;
-      for (int64_t hb = h0; hb < h1; hb += B) {
-        Pack<T, kPass> v[B];
+      for (int64_t hb = h0; hb < h1; hb += kBatch) {
+        Pack<T, kPass> v[kBatch];
 #pragma unroll
-        for (int k = 0; k < B; ++k)
+        for (int k = 0; k < kBatch; ++k)
           if (hb + k < h1) v[k] = load_n<T, kPass, Vec>(x + (hb + k) * p.xs[2] + col * cx, cx);
 #pragma unroll
-        for (int k = 0; k < B; ++k)
+        for (int k = 0; k < kBatch; ++k)
           if (hb + k < h1) store_n<T, kPass, Vec>(out + (hb + k) * p.os[2] + col * co, co, v[k]);
       }
       continue;
@@ -130,19 +130,19 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
       __sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
     }
 
-    for (int64_t hb = h0; hb < h1; hb += B) {
+    for (int64_t hb = h0; hb < h1; hb += kBatch) {
       // Staged as stored (16 bytes per access), widened when used.
-      Pack<T, kSpan> a[B];
-      Pack<T, P> bb[B];
+      Pack<T, kSpan> a[kBatch];
+      Pack<T, P> bb[kBatch];
 #pragma unroll
-      for (int k = 0; k < B; ++k)
+      for (int k = 0; k < kBatch; ++k)
         if (hb + k < h1) {
           const T* xh = x + (hb + k) * p.xs[2];
           a[k] = load_n<T, kSpan, Vec>(xh + first * cx, cx);
           if constexpr (Neox) bb[k] = load_n<T, P, Vec>(xh + second * cx, cx);
         }
 #pragma unroll
-      for (int k = 0; k < B; ++k)
+      for (int k = 0; k < kBatch; ++k)
         if (hb + k < h1) {
           T* oh = out + (hb + k) * p.os[2];
           if constexpr (Neox) {

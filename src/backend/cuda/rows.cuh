@@ -15,11 +15,9 @@
 namespace metallic::cuda {
 
 /// A row kernel keeps each row in registers: tpr threads per row (a power of two in [32, kMaxRowThreads]),
-/// each holding up to P packs, P one of kSmallPacks or kLargePacks<T>. Rows beyond kMaxRowThreads * P packs
-/// re-read the excess.
+/// each holding up to P packs, P kSmallPacks or the kernel's choice for long rows. Rows beyond
+/// kMaxRowThreads * P packs re-read the excess.
 constexpr int kSmallPacks = 4;
-template <class T>
-constexpr int kLargePacks = sizeof(T) == 4 ? 8 : 4;
 constexpr int kMaxRowThreads = 256;
 
 /// Rows of N operands of one shape [..., H]: the row index -> element offset map and the last-dim strides.
@@ -91,41 +89,69 @@ struct alignas(sizeof(T) * W) Pack {
   T v[W];
 };
 
+/// The machine word that moves `Bytes` (2, 4, 8 or 16) in one access.
+template <int Bytes>
+struct Word;
+template <>
+struct Word<16> {
+  using type = int4;
+};
+template <>
+struct Word<8> {
+  using type = int2;
+};
+template <>
+struct Word<4> {
+  using type = int;
+};
+template <>
+struct Word<2> {
+  using type = unsigned short;
+};
+
+/// Pack<T, W> as words of up to 16 bytes.
+template <class T, int W>
+struct PackWords {
+  static constexpr int kBytes = static_cast<int>(sizeof(T)) * W;
+  static constexpr int kWordBytes = kBytes % 16 == 0 ? 16 : kBytes;
+  static constexpr int kCount = kBytes / kWordBytes;
+  using type = typename Word<kWordBytes>::type;
+};
+
 /// Loads the pack at `p` (W == 1: one element).
 template <class T, int W>
 __device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
-  return *reinterpret_cast<const Pack<T, W>*>(p);
+  using Words = PackWords<T, W>;
+  Pack<T, W> r;
+#pragma unroll
+  for (int i = 0; i < Words::kCount; ++i)
+    reinterpret_cast<typename Words::type*>(&r)[i] = reinterpret_cast<const typename Words::type*>(p)[i];
+  return r;
 }
 
 /// Loads the pack at `p` through the read-only data cache: for operands no thread of the kernel writes
 /// (weights shared by every row), which then stay in L1 while the streamed rows pass by.
 template <class T, int W>
 __device__ __forceinline__ Pack<T, W> load_pack_ro(const T* p) {
-  constexpr int kBytes = static_cast<int>(sizeof(T)) * W;
+  using Words = PackWords<T, W>;
   Pack<T, W> r;
-  if constexpr (kBytes % 16 == 0) {
 #pragma unroll
-    for (int i = 0; i < kBytes / 16; ++i)
-      reinterpret_cast<int4*>(&r)[i] = __ldg(reinterpret_cast<const int4*>(p) + i);
-  } else if constexpr (kBytes == 8) {
-    *reinterpret_cast<int2*>(&r) = __ldg(reinterpret_cast<const int2*>(p));
-  } else if constexpr (kBytes == 4) {
-    *reinterpret_cast<int*>(&r) = __ldg(reinterpret_cast<const int*>(p));
-  } else {
-    static_assert(kBytes == 2, "packs are 2, 4, 8 or a multiple of 16 bytes");
-    *reinterpret_cast<unsigned short*>(&r) = __ldg(reinterpret_cast<const unsigned short*>(p));
-  }
+  for (int i = 0; i < Words::kCount; ++i)
+    reinterpret_cast<typename Words::type*>(&r)[i] =
+        __ldg(reinterpret_cast<const typename Words::type*>(p) + i);
   return r;
 }
 
-/// Asks L2 for the line holding `p` without waiting for it, so that a later load of it hits L2.
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-
+/// Stores the pack at `p` with one instruction per word (st.global.wb): the compiler cannot split it, as it
+/// does plain stores of packs built element by element (one 4-byte store per quarter of a 16-byte pack,
+/// which multiplies the memory transactions by four).
 template <class T, int W>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
-  *reinterpret_cast<Pack<T, W>*>(p) = v;
+  using Words = PackWords<T, W>;
+#pragma unroll
+  for (int i = 0; i < Words::kCount; ++i)
+    __stwb(reinterpret_cast<typename Words::type*>(p) + i,
+           reinterpret_cast<const typename Words::type*>(&v)[i]);
 }
 
 /// Widens one element with the hardware conversions (one instruction each for f16 and bf16).
@@ -264,12 +290,13 @@ __device__ __forceinline__ Moments row_moments(Moments v, int tpr) {
 }
 
 /// Launch shape of a row kernel: tpr threads per row, `packs` (kSmallPacks or `large`) held per thread,
-/// blocks of max(tpr, 128) threads, `blocks` of them before row_grid() caps them to one resident wave.
+/// blocks of max(tpr, 128) threads. Many independent warps per SM keep loads in flight while others
+/// reduce, so a block is never wider than its row needs.
 struct RowLaunch {
   int tpr;
   int packs;
   int threads;
-  int64_t blocks;
+  unsigned blocks;
 };
 
 /// `vectorised`: 16-byte packs; the one-element path only needs to be correct, so it keeps registers few.
@@ -280,22 +307,8 @@ inline RowLaunch row_launch(int64_t rows, int64_t packs, bool vectorised, int la
   while (r.tpr < kMaxRowThreads && static_cast<int64_t>(r.tpr) * r.packs < packs) r.tpr *= 2;
   r.threads = r.tpr < 128 ? 128 : r.tpr;
   const int64_t per_block = r.threads / r.tpr;
-  r.blocks = (rows + per_block - 1) / per_block;
+  r.blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
   return r;
-}
-
-/// Grid of a row kernel that loops over its rows: one block per row group while they fit beside each other
-/// on the device, else as many blocks as stay resident together, each then walking several row groups (and
-/// prefetching the next while it works on one). Host queries only: capture safe.
-template <class Kernel>
-unsigned row_grid(Kernel kernel, const RowLaunch& rl) {
-  int device = 0, sms = 0, per_sm = 0;
-  MTL_CUDA_CHECK(cudaGetDevice(&device));
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (rl.blocks <= sms) return static_cast<unsigned>(rl.blocks < 1 ? 1 : rl.blocks);
-  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, rl.threads, 0));
-  const int64_t wave = static_cast<int64_t>(per_sm < 1 ? 1 : per_sm) * sms;
-  return static_cast<unsigned>(rl.blocks < wave ? rl.blocks : wave);
 }
 
 }  // namespace metallic::cuda
