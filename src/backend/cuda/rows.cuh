@@ -144,7 +144,8 @@ __device__ __forceinline__ Pack<T, W> load_pack_ro(const T* p) {
 
 /// Stores the pack at `p` with one instruction per word (st.global.wb): the compiler cannot split it, as it
 /// does plain stores of packs built element by element (one 4-byte store per quarter of a 16-byte pack,
-/// which multiplies the memory transactions by four).
+/// which multiplies the memory transactions by four). The compiler moves no load past it either: issue the
+/// loads a store does not need first.
 template <class T, int W>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
   using Words = PackWords<T, W>;
