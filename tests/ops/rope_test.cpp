@@ -68,6 +68,7 @@ TEST_P(Rope, BothStylesMatchDoubleReference) {
       {{1, 2, 3, 6}, 0, 1, 10000.f, false},       // head_dim not a multiple of the vector width
       {{1, 3, 1, 10}, 6, 5, 100.f, true},         // odd pair count, partial, factors
       {{1, 4, 2, 64}, 0, 30000, 10000.f, false},  // far positions: angles need accurate reduction
+      {{1, 9, 2, 128}, 0, 32760, 1e6f, false},    // up to position 32768 with a long-context theta
   };
   uint32_t seed = 1;
   for (const C& c : cases)

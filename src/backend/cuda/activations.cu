@@ -14,25 +14,38 @@ constexpr int kUnroll = 4;
 
 // x * sigmoid(x); the tanh GELU is x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u)), which costs one exp. The
 // reciprocal of an infinite denominator is 0, so large negative inputs give -0 and -inf gives NaN, as in
-// the division form. The erf GELU is x * Phi(x): in f32 through normcdff, accurate where 1 + erf(x)
-// cancels; the 16-bit types round away far larger errors than the cheaper erfc of Abramowitz and Stegun
-// (7.1.26: absolute error under 1.5e-7, one reciprocal and one exp), taken on |x| and reflected.
+// the division form. The erf GELU is x * Phi(x) with Phi(-|x|) = erfc(|x| / sqrt 2) / 2 from a rational
+// erfc in t = 1 / (1 + z / 2): in f32 the Chebyshev fit of Numerical Recipes (erfcc: relative error under
+// 1.2e-7 for every z >= 0, so the tail where 1 + erf(x) cancels stays accurate; one reciprocal, one exp,
+// nine fmas, where normcdff costs several times that); the 16-bit types round away far larger errors than
+// the shorter fit of Abramowitz and Stegun (7.1.26: absolute error under 1.5e-7). Both reflect for x > 0.
 template <class T, Activation A>
 __device__ __forceinline__ float activate(float x) {
   constexpr float kLog2e = 1.4426950408889634f;
   if constexpr (A == Activation::GeluErf) {
+    const float z = fabsf(x) * 0.7071067811865476f;
+    float half_erfc;  // Phi(-|x|)
     if constexpr (sizeof(T) == 4) {
-      return x * normcdff(x);
+      const float t = fast_rcp(fmaf(0.5f, z, 1.f));
+      float poly = fmaf(0.17087277f, t, -0.82215223f);
+      poly = fmaf(poly, t, 1.48851587f);
+      poly = fmaf(poly, t, -1.13520398f);
+      poly = fmaf(poly, t, 0.27886807f);
+      poly = fmaf(poly, t, -0.18628806f);
+      poly = fmaf(poly, t, 0.09678418f);
+      poly = fmaf(poly, t, 0.37409196f);
+      poly = fmaf(poly, t, 1.00002368f);
+      poly = fmaf(poly, t, -1.26551223f);
+      half_erfc = 0.5f * t * fast_exp2(kLog2e * fmaf(-z, z, poly));
     } else {
-      const float z = fabsf(x) * 0.7071067811865476f;
       const float t = fast_rcp(fmaf(0.3275911f, z, 1.f));
       float poly = fmaf(1.061405429f, t, -1.453152027f);
       poly = fmaf(poly, t, 1.421413741f);
       poly = fmaf(poly, t, -0.284496736f);
       poly = fmaf(poly, t, 0.254829592f);
-      const float half_erfc = 0.5f * poly * t * fast_exp2(-kLog2e * z * z);  // Phi(-|x|)
-      return x * (x < 0.f ? half_erfc : 1.f - half_erfc);
+      half_erfc = 0.5f * poly * t * fast_exp2(-kLog2e * z * z);
     }
+    return x * (x < 0.f ? half_erfc : 1.f - half_erfc);
   } else if constexpr (A == Activation::GeluTanh) {
     const float u = 0.7978845608028654f * fmaf(0.044715f * x, x * x, x);
     return x * fast_rcp(1.f + fast_exp2(-2.f * kLog2e * u));
@@ -50,30 +63,34 @@ struct ActParams {
   RowLayout<3> rows;
 };
 
-template <class T, int W, Activation A, bool Gated>
+// U packs per thread and operand; any block size.
+template <class T, int W, Activation A, bool Gated, int U>
 __global__ void activation_kernel(ActParams<T> p) {
+  const int threads = static_cast<int>(blockDim.x);
   const int64_t len = p.rows.len, packs = len / W;
-  const int64_t ca = p.rows.col_stride[0], cb = p.rows.col_stride[1], co = p.rows.col_stride[2];
+  // Packs of W > 1 imply unit columns: constants spare the index arithmetic.
+  const int64_t ca = W > 1 ? 1 : p.rows.col_stride[0], cb = W > 1 ? 1 : p.rows.col_stride[1],
+                co = W > 1 ? 1 : p.rows.col_stride[2];
   for (int64_t row = blockIdx.y; row < p.rows.rows; row += gridDim.y) {
     int64_t o[3];
     p.rows.offsets(row, o);
     const T* a = p.a + o[0];
     const T* b = p.b + o[1];
     T* out = p.out + o[2];
-    for (int64_t base = int64_t{blockIdx.x} * kThreads * kUnroll; base < packs;
-         base += int64_t{gridDim.x} * kThreads * kUnroll) {
-      Pack<T, W> va[kUnroll], vb[kUnroll];
+    for (int64_t base = int64_t{blockIdx.x} * threads * U; base < packs;
+         base += int64_t{gridDim.x} * threads * U) {
+      Pack<T, W> va[U], vb[U];
 #pragma unroll
-      for (int k = 0; k < kUnroll; ++k) {
-        const int64_t j = base + k * kThreads + threadIdx.x;
+      for (int k = 0; k < U; ++k) {
+        const int64_t j = base + k * threads + threadIdx.x;
         if (j < packs) {
           va[k] = load_pack<T, W>(a + j * W * ca);
           if constexpr (Gated) vb[k] = load_pack<T, W>(b + j * W * cb);
         }
       }
 #pragma unroll
-      for (int k = 0; k < kUnroll; ++k) {
-        const int64_t j = base + k * kThreads + threadIdx.x;
+      for (int k = 0; k < U; ++k) {
+        const int64_t j = base + k * threads + threadIdx.x;
         if (j < packs) {
           float y[W];
 #pragma unroll
@@ -86,7 +103,7 @@ __global__ void activation_kernel(ActParams<T> p) {
       }
     }
     if (blockIdx.x == 0)
-      for (int64_t i = packs * W + threadIdx.x; i < len; i += kThreads) {
+      for (int64_t i = packs * W + threadIdx.x; i < len; i += threads) {
         float y = activate<T, A>(to_f32(a[i * ca]));
         if constexpr (Gated) y *= to_f32(b[i * cb]);
         out[i * co] = from_f32<T>(y);
@@ -120,9 +137,9 @@ void launch(const Tensor& a, const Tensor& b, const Tensor& out) {
   const dim3 grid(static_cast<unsigned>(xblocks < 1 ? 1 : (xblocks > 65535 * 32 ? 65535 * 32 : xblocks)),
                   static_cast<unsigned>(p.rows.rows > 65535 ? 65535 : p.rows.rows));
   if (vec)
-    activation_kernel<T, V, A, Gated><<<grid, kThreads, 0, stream_of(out)>>>(p);
+    activation_kernel<T, V, A, Gated, kUnroll><<<grid, kThreads, 0, stream_of(out)>>>(p);
   else
-    activation_kernel<T, 1, A, Gated><<<grid, kThreads, 0, stream_of(out)>>>(p);
+    activation_kernel<T, 1, A, Gated, kUnroll><<<grid, kThreads, 0, stream_of(out)>>>(p);
   MTL_CUDA_CHECK_LAUNCH("activation_kernel");
 }
 

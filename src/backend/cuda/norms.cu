@@ -1,4 +1,4 @@
-// CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 2048 elements or fewer) and
+// CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 256 packs or fewer) and
 // keep it in registers (P packs each) between the reductions and the write; rows longer than that re-read
 // the excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
 #include "backend/cuda/rows.cuh"
@@ -25,10 +25,14 @@ struct NormParams {
   RowLayout<4> rows;
 };
 
+// Packs per thread for long rows (128 bytes): on an H200, 4096-wide f32 rows ran faster than with 16 (fewer
+// warps per SM), 16-bit rows as fast as with 4. AddRms also holds the residual and takes kSmallPacks.
+constexpr int kLongRowPacks = 8;
+
 // Add: the instance may be asked for AddRms; the others never hold the residual, which halves the
-// registers of the largest rows. f32 rows of 16 packs a thread are capped at 128 registers: 16 warps per SM.
+// registers of the largest rows.
 template <class T, class Wt, int W, int P, bool Add>
-__global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_kernel(NormParams<T, Wt> p) {
+__global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < p.rows.rows;
@@ -64,7 +68,8 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_
   auto reread = [&](int64_t j) {
     return add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
   };
-  // One short chain per pack, so that the packs' sums proceed side by side.
+  // One short chain per pack, so that the packs' sums proceed side by side (the sum of squares for the
+  // RMS norms, the plain sum for LayerNorm).
   auto accumulate = [&](const Pack<T, W>& a, float& acc) {
     float s = 0;
 #pragma unroll
@@ -101,55 +106,64 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 && !Add ? 2 : 1) norm_
   for (int k = 0; k < P; ++k)
     if (active && lane + int64_t{k} * tpr < packs) accumulate(v[k], acc);
   for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
-  acc = row_sum(acc, tpr);
   const float n = static_cast<float>(len);
   float mean = 0, inv;
   if (layer) {
-    // Second pass over the registers: the variance about the mean, free of cancellation.
-    mean = acc / n;
-    float var = 0;
+    // Each thread's own mean and squared deviations (a second pass over its registers), merged across the
+    // row in a single reduction.
+    const int64_t mine = active && lane < packs ? (packs - lane + tpr - 1) / tpr : 0;
+    Moments m{static_cast<float>(mine * W), 0.f, 0.f};
+    if (mine > 0) m.mean = acc / m.n;
     auto deviation = [&](const Pack<T, W>& a) {
       float s = 0;
 #pragma unroll
       for (int e = 0; e < W; ++e) {
-        const float d = to_f32(a.v[e]) - mean;
+        const float d = to_f32(a.v[e]) - m.mean;
         s = fmaf(d, d, s);
       }
-      var += s;
+      m.m2 += s;
     };
 #pragma unroll
     for (int k = 0; k < P; ++k)
       if (active && lane + int64_t{k} * tpr < packs) deviation(v[k]);
     for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) deviation(reread(j));
-    inv = rsqrtf(row_sum(var, tpr) / n + p.eps);
+    m = row_moments(m, tpr);
+    mean = m.mean;
+    inv = rsqrtf(m.m2 / n + p.eps);
   } else {
-    inv = rsqrtf(acc / n + p.eps);
+    inv = rsqrtf(row_sum(acc, tpr) / n + p.eps);
   }
   if (!active) return;
 
-  auto write = [&](int64_t j, const Pack<T, W>& a) {
+  // Pack j normalised, scaled and shifted.
+  auto normed = [&](int64_t j, const Pack<T, W>& a) {
     float y[W];
 #pragma unroll
     for (int e = 0; e < W; ++e) y[e] = (to_f32(a.v[e]) - mean) * inv;
     if (p.weight) {
-      const Pack<Wt, W> pw = load_pack<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
+      const Pack<Wt, W> pw = load_pack_ro<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
 #pragma unroll
       for (int e = 0; e < W; ++e) y[e] *= to_f32(pw.v[e]);
     }
     if (p.bias) {
-      const Pack<Wt, W> pb = load_pack<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
+      const Pack<Wt, W> pb = load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
 #pragma unroll
       for (int e = 0; e < W; ++e) y[e] += to_f32(pb.v[e]);
     }
-    const Pack<T, W> r = pack_from_f32<T, W>(y);
-    store_pack<T, W>(out + j * W * co, r);
+    return pack_from_f32<T, W>(y);
   };
+  // No load moves past a store_pack, so every register-resident pack is finished (its parameters loaded)
+  // before the first store: one load latency per row instead of one per pack.
+#pragma unroll
+  for (int k = 0; k < P; ++k)
+    if (lane + int64_t{k} * tpr < packs) v[k] = normed(lane + int64_t{k} * tpr, v[k]);
 #pragma unroll
   for (int k = 0; k < P; ++k) {
     const int64_t j = lane + int64_t{k} * tpr;
-    if (j < packs) write(j, v[k]);
+    if (j < packs) store_pack<T, W>(out + j * W * co, v[k]);
   }
-  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr) write(j, reread(j));
+  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr)
+    store_pack<T, W>(out + j * W * co, normed(j, reread(j)));
 }
 
 template <class T, class Wt>
@@ -175,20 +189,17 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
            (t.stride(0) == 1 && reinterpret_cast<uintptr_t>(t.data()) % (V * sizeof(Wt)) == 0);
   };
   const bool vec = packs_fit<4>(p.rows, ops, V) && param_fits(weight) && param_fits(bias);
-  // 16-bit AddRms keeps four packs each of x and the residual: at eight each, too few warps fit per SM.
   const bool add = kind == NormKind::AddRms;
-  const int large = add && sizeof(T) == 2 ? kSmallPacks : kLargePacks<T>;
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, large);
+  const RowLaunch rl =
+      row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, add ? kSmallPacks : kLongRowPacks);
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
   if (!vec)
     norm_kernel<T, Wt, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks<T> && add)
-    norm_kernel<T, Wt, V, kLargePacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks<T>)
-    norm_kernel<T, Wt, V, kLargePacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (add)
     norm_kernel<T, Wt, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLongRowPacks)
+    norm_kernel<T, Wt, V, kLongRowPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else
     norm_kernel<T, Wt, V, kSmallPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   MTL_CUDA_CHECK_LAUNCH("norm_kernel");

@@ -1,7 +1,9 @@
-// CUDA RoPE: nothing precomputed in memory. A thread owns a group of pairs of one token for a chunk of
-// heads: it derives their angles once (frequency and range reduction in double, then sincosf on the
-// reduced angle, so positions in the tens of thousands keep f32 accuracy) and rotates them in every head
-// of the chunk with 16-byte accesses. Pass-through dimensions are copied unless rotating in place.
+// CUDA RoPE: nothing precomputed in memory. Each block first tabulates the pairs' frequencies in double in
+// shared memory (one exp2 per pair and block, not per thread). A thread owns a group of pairs of one token
+// for a chunk of heads: it derives their angles once (product and range reduction to [-pi, pi] in double,
+// so positions in the tens of thousands keep f32 accuracy; then __sincosf, whose absolute error there is
+// about 4e-7) and rotates them in every head of the chunk with 16-byte accesses. Pass-through dimensions
+// are copied unless rotating in place.
 #include <cmath>
 
 #include "backend/cuda/rows.cuh"
@@ -12,6 +14,11 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kHeadsPerThread = 8;
+// Heads loaded before the first store: more would cost registers that keep warps off the SM.
+constexpr int kBatch = 4;
+// Pairs whose frequencies fit the shared table; rotary dimensions beyond 2 * kTablePairs (none known)
+// compute theirs per thread.
+constexpr int kTablePairs = 512;
 
 template <class T>
 struct RopeParams {
@@ -65,14 +72,27 @@ __device__ __forceinline__ ItemIndex split_item(const RopeParams<T>& p, int64_t 
   return {item / p.groups / p.chunks, (item / p.groups) % p.chunks, item % p.groups};
 }
 
+// 1 / frequency of pair i: theta^(-i / half) / factor[i], in double.
+template <class T>
+__device__ __forceinline__ double inv_freq_of(const RopeParams<T>& p, int64_t i) {
+  double f = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
+  if (p.freq_factors) f /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
+  return f;
+}
+
 // P pairs per thread; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs of P).
 // Each batch of kBatch heads is loaded completely before anything is stored: out may alias x, so the
 // compiler could not otherwise overlap the loads of one head with the stores of the previous.
 template <class T, bool Neox, int P, bool Vec>
-__global__ void rope_kernel(RopeParams<T> p) {
+__global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
   constexpr int kPass = Vec ? kVec<T> : 1;  // pass-through elements per access
-  constexpr int kBatch = 4;
-  constexpr int kSpan = Neox ? P : 2 * P;  // elements per access
+  constexpr int kSpan = Neox ? P : 2 * P;   // elements per access
+  __shared__ double table[kTablePairs];
+  const bool tabled = p.half <= kTablePairs;
+  if (tabled) {
+    for (int64_t i = threadIdx.x; i < p.half; i += kThreads) table[i] = inv_freq_of(p, i);
+    __syncthreads();
+  }
   for (int64_t item = int64_t{blockIdx.x} * kThreads + threadIdx.x; item < p.items;
        item += int64_t{gridDim.x} * kThreads) {
     const ItemIndex ix = split_item(p, item);
@@ -105,11 +125,9 @@ __global__ void rope_kernel(RopeParams<T> p) {
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       const int64_t i = g * P + k;
-      double inv_freq = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
-      if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
-      const double angle = pos * inv_freq;
+      const double angle = pos * (tabled ? table[i] : inv_freq_of(p, i));
       const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
-      sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
+      __sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
     }
 
     for (int64_t hb = h0; hb < h1; hb += kBatch) {

@@ -15,12 +15,9 @@
 namespace metallic::cuda {
 
 /// A row kernel keeps each row in registers: tpr threads per row (a power of two in [32, kMaxRowThreads]),
-/// each holding up to P packs, P one of kSmallPacks or kLargePacks<T>. The 16-bit types hold half as many
-/// packs (the same elements per thread as f32), which keeps their per-warp arithmetic between loads short
-/// and their registers few. Rows beyond kMaxRowThreads * P packs re-read the excess.
+/// each holding up to P packs, P kSmallPacks or the kernel's choice for long rows. Rows beyond
+/// kMaxRowThreads * P packs re-read the excess.
 constexpr int kSmallPacks = 4;
-template <class T>
-constexpr int kLargePacks = sizeof(T) == 4 ? 16 : 8;
 constexpr int kMaxRowThreads = 256;
 
 /// Rows of N operands of one shape [..., H]: the row index -> element offset map and the last-dim strides.
@@ -92,15 +89,70 @@ struct alignas(sizeof(T) * W) Pack {
   T v[W];
 };
 
+/// The machine word that moves `Bytes` (2, 4, 8 or 16) in one access.
+template <int Bytes>
+struct Word;
+template <>
+struct Word<16> {
+  using type = int4;
+};
+template <>
+struct Word<8> {
+  using type = int2;
+};
+template <>
+struct Word<4> {
+  using type = int;
+};
+template <>
+struct Word<2> {
+  using type = unsigned short;
+};
+
+/// Pack<T, W> as words of up to 16 bytes.
+template <class T, int W>
+struct PackWords {
+  static constexpr int kBytes = static_cast<int>(sizeof(T)) * W;
+  static constexpr int kWordBytes = kBytes % 16 == 0 ? 16 : kBytes;
+  static constexpr int kCount = kBytes / kWordBytes;
+  using type = typename Word<kWordBytes>::type;
+};
+
 /// Loads the pack at `p` (W == 1: one element).
 template <class T, int W>
 __device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
-  return *reinterpret_cast<const Pack<T, W>*>(p);
+  using Words = PackWords<T, W>;
+  Pack<T, W> r;
+#pragma unroll
+  for (int i = 0; i < Words::kCount; ++i)
+    reinterpret_cast<typename Words::type*>(&r)[i] = reinterpret_cast<const typename Words::type*>(p)[i];
+  return r;
 }
 
+/// Loads the pack at `p` through the read-only data cache: for operands no thread of the kernel writes
+/// (weights shared by every row), which then stay in L1 while the streamed rows pass by.
+template <class T, int W>
+__device__ __forceinline__ Pack<T, W> load_pack_ro(const T* p) {
+  using Words = PackWords<T, W>;
+  Pack<T, W> r;
+#pragma unroll
+  for (int i = 0; i < Words::kCount; ++i)
+    reinterpret_cast<typename Words::type*>(&r)[i] =
+        __ldg(reinterpret_cast<const typename Words::type*>(p) + i);
+  return r;
+}
+
+/// Stores the pack at `p` with one instruction per word (st.global.wb): the compiler cannot split it, as it
+/// does plain stores of packs built element by element (one 4-byte store per quarter of a 16-byte pack,
+/// which multiplies the memory transactions by four). The compiler moves no load past it either: issue the
+/// loads a store does not need first.
 template <class T, int W>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T, W>& v) {
-  *reinterpret_cast<Pack<T, W>*>(p) = v;
+  using Words = PackWords<T, W>;
+#pragma unroll
+  for (int i = 0; i < Words::kCount; ++i)
+    __stwb(reinterpret_cast<typename Words::type*>(p) + i,
+           reinterpret_cast<const typename Words::type*>(&v)[i]);
 }
 
 /// Widens one element with the hardware conversions (one instruction each for f16 and bf16).
@@ -201,6 +253,40 @@ __device__ __forceinline__ float row_max(float v, int tpr) {
   __syncthreads();
   float m = partial[first];
   for (int w = 1; w < warps; ++w) m = fmaxf(m, partial[first + w]);
+  return m;
+}
+
+/// Element count, mean and sum of squared deviations from the mean of part of a row.
+struct Moments {
+  float n, mean, m2;
+};
+
+/// Moments of the union of two parts (Chan, Golub and LeVeque), free of the cancellation of
+/// E[x^2] - mean^2. Symmetric in its operands to the last bit (the products of the mean are kept apart
+/// from the sum), so both partners of a butterfly get the same result.
+__device__ __forceinline__ Moments merge_moments(const Moments& a, const Moments& b) {
+  const float n = a.n + b.n;
+  if (n == 0.f) return a;
+  const float d = b.mean - a.mean, inv_n = fast_rcp(n);
+  return {n, __fadd_rn(__fmul_rn(a.n, a.mean), __fmul_rn(b.n, b.mean)) * inv_n,
+          a.m2 + b.m2 + d * d * (a.n * b.n * inv_n)};
+}
+
+/// Moments over the `tpr` threads of each row, in one reduction (see row_sum). Every thread of the block
+/// must call it; every thread of a row gets the same values.
+__device__ __forceinline__ Moments row_moments(Moments v, int tpr) {
+  __shared__ Moments partial[32];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1)
+    v = merge_moments(v, {__shfl_xor_sync(0xffffffffu, v.n, o), __shfl_xor_sync(0xffffffffu, v.mean, o),
+                          __shfl_xor_sync(0xffffffffu, v.m2, o)});
+  if (tpr == 32) return v;
+  const int warps = tpr / 32, first = static_cast<int>(threadIdx.x) / tpr * warps;
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  Moments m = partial[first];
+  for (int w = 1; w < warps; ++w) m = merge_moments(m, partial[first + w]);
   return m;
 }
 

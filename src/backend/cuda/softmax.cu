@@ -1,4 +1,4 @@
-// CUDA softmax and log-softmax: tpr threads own a row (a warp per 2048 elements or fewer), keep it in
+// CUDA softmax and log-softmax: tpr threads own a row (a warp per 512 packs or fewer), keep it in
 // registers between the max, the sum and the write (one pass over memory); the causal mask is applied by
 // column index, never read from memory.
 #include <cmath>
@@ -21,6 +21,11 @@ struct SoftmaxParams {
   int tpr;
   RowLayout<2> rows;
 };
+
+// Packs per thread for long rows: f32 rows hold 16 (a 4096-wide row is two warps); the 16-bit types ran
+// faster with kSmallPacks (more warps per SM for their conversions and exps) than with 8 on an H200.
+template <class T>
+constexpr int kLongRowPacks = sizeof(T) == 4 ? 16 : kSmallPacks;
 
 // Causal: columns past the mask are neither read nor exponentiated (the non-causal instances skip the
 // per-element test altogether). P packs per thread stay in registers; longer rows re-read the excess.
@@ -136,15 +141,15 @@ void launch(const Tensor& x, const SoftmaxOptions& options, bool log, const Tens
   p.rows = make_row_layout<2>(x.shape(), ops);
   constexpr int V = kVec<T>;
   const bool vec = packs_fit<2>(p.rows, ops, V);
-  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, kLargePacks<T>);
+  const RowLaunch rl = row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, kLongRowPacks<T>);
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
   if (!vec)
     softmax_kernel<T, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks<T> && p.causal)
-    softmax_kernel<T, V, kLargePacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  else if (rl.packs == kLargePacks<T>)
-    softmax_kernel<T, V, kLargePacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLongRowPacks<T> && p.causal)
+    softmax_kernel<T, V, kLongRowPacks<T>, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+  else if (rl.packs == kLongRowPacks<T>)
+    softmax_kernel<T, V, kLongRowPacks<T>, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else if (p.causal)
     softmax_kernel<T, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
   else
