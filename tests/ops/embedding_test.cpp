@@ -25,7 +25,7 @@ class Embedding : public ::testing::TestWithParam<Param> {
 
 TEST_P(Embedding, GathersRows) {
   const DType tt = GetParam().table;
-  const int64_t v = 37, d = 96;
+  const int64_t v = 37, d = info(tt).block_size >= 256 ? 512 : 96;
   const auto vals = test::random_floats(static_cast<size_t>(v * d), 1);
   std::vector<uint8_t> raw(static_cast<size_t>(storage_bytes(tt, v * d)));
   quant::quantize(tt, vals.data(), raw.data(), v * d);
@@ -50,15 +50,17 @@ INSTANTIATE_TEST_SUITE_P(Cpu, Embedding,
                          ::testing::Values(Param{Device::cpu(), DType::F32}, Param{Device::cpu(), DType::F16},
                                            Param{Device::cpu(), DType::BF16},
                                            Param{Device::cpu(), DType::Q8_0},
-                                           Param{Device::cpu(), DType::Q4_0}),
+                                           Param{Device::cpu(), DType::Q4_0},
+                                           Param{Device::cpu(), DType::Q4_K},
+                                           Param{Device::cpu(), DType::Q6_K}),
                          [](const auto& p) { return std::string(name(p.param.table)); });
-INSTANTIATE_TEST_SUITE_P(Cuda, Embedding,
-                         ::testing::Values(Param{Device::cuda(), DType::F32},
-                                           Param{Device::cuda(), DType::F16},
-                                           Param{Device::cuda(), DType::BF16},
-                                           Param{Device::cuda(), DType::Q8_0},
-                                           Param{Device::cuda(), DType::Q4_0}),
-                         [](const auto& p) { return std::string(name(p.param.table)); });
+INSTANTIATE_TEST_SUITE_P(
+    Cuda, Embedding,
+    ::testing::Values(Param{Device::cuda(), DType::F32}, Param{Device::cuda(), DType::F16},
+                      Param{Device::cuda(), DType::BF16}, Param{Device::cuda(), DType::Q8_0},
+                      Param{Device::cuda(), DType::Q4_0}, Param{Device::cuda(), DType::Q4_K},
+                      Param{Device::cuda(), DType::Q6_K}),
+    [](const auto& p) { return std::string(name(p.param.table)); });
 
 class EmbeddingMisc : public test::BackendTest {};
 

@@ -2,6 +2,7 @@
 // math), rows of [..., F] views spread over grid.y. Dense operands are treated as one long row; a row
 // tail shorter than a pack, or operands that are not 16-byte aligned, take the one-element path.
 #include "backend/activations.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rows.cuh"
 
 namespace metallic::cuda {
@@ -66,6 +67,8 @@ struct ActParams {
 // U packs per thread and operand; any block size.
 template <class T, int W, Activation A, bool Gated, int U>
 __global__ void activation_kernel(ActParams<T> p) {
+  wait_for_producer();
+  allow_dependents();
   const int threads = static_cast<int>(blockDim.x);
   const int64_t len = p.rows.len, packs = len / W;
   // Packs of W > 1 imply unit columns: constants spare the index arithmetic.
@@ -137,10 +140,9 @@ void launch(const Tensor& a, const Tensor& b, const Tensor& out) {
   const dim3 grid(static_cast<unsigned>(xblocks < 1 ? 1 : (xblocks > 65535 * 32 ? 65535 * 32 : xblocks)),
                   static_cast<unsigned>(p.rows.rows > 65535 ? 65535 : p.rows.rows));
   if (vec)
-    activation_kernel<T, V, A, Gated, kUnroll><<<grid, kThreads, 0, stream_of(out)>>>(p);
+    launch_dependent(activation_kernel<T, V, A, Gated, kUnroll>, grid, kThreads, 0, stream_of(out), p);
   else
-    activation_kernel<T, 1, A, Gated, kUnroll><<<grid, kThreads, 0, stream_of(out)>>>(p);
-  MTL_CUDA_CHECK_LAUNCH("activation_kernel");
+    launch_dependent(activation_kernel<T, 1, A, Gated, kUnroll>, grid, kThreads, 0, stream_of(out), p);
 }
 
 template <Activation A, bool Gated>

@@ -1,16 +1,24 @@
-// Embedding gathers on CUDA: one block per id copies (or dequantizes) one table row.
+// Embedding gathers on CUDA: one block per id copies, converts or dequantizes (any GGUF block type) one
+// table row.
+#include <type_traits>
+
 #include "backend/cuda/launch.h"
+#include "backend/cuda/pdl.cuh"
 #include "backend/matmul.h"
+#include "backend/scalar.h"
 #include "metallic/core/half.h"
+#include "metallic/model/quant_blocks.h"
 
 namespace metallic::cuda {
 namespace {
 
 __device__ __forceinline__ uint16_t ld16(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 
+// Dense f32/f16/bf16 rows of any column stride, converted to T.
 template <class T>
 __global__ void embedding_kernel(DType tt, const uint8_t* table, int64_t row_bytes, int64_t col_stride_bytes,
                                  int64_t v, const int32_t* ids, int64_t d, T* out) {
+  wait_for_producer();
   const int64_t t = blockIdx.x;
   const int32_t id = ids[t];
   T* o = out + t * d;
@@ -19,27 +27,54 @@ __global__ void embedding_kernel(DType tt, const uint8_t* table, int64_t row_byt
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
     float val = 0.f;
     if (valid) {
-      switch (tt) {
-        case DType::F32: val = *reinterpret_cast<const float*>(row + j * col_stride_bytes); break;
-        case DType::F16: val = f16_to_f32(ld16(row + j * col_stride_bytes)); break;
-        case DType::BF16: val = bf16_to_f32(ld16(row + j * col_stride_bytes)); break;
-        case DType::Q8_0: {
-          const uint8_t* b = row + (j >> 5) * 34;
-          val = f16_to_f32(ld16(b)) * static_cast<float>(static_cast<int8_t>(b[2 + (j & 31)]));
-          break;
-        }
-        case DType::Q4_0: {
-          const uint8_t* b = row + (j >> 5) * 18;
-          const int e = static_cast<int>(j & 31);
-          const int q = e < 16 ? (b[2 + e] & 0xf) : (b[2 + e - 16] >> 4);
-          val = f16_to_f32(ld16(b)) * static_cast<float>(q - 8);
-          break;
-        }
-        default: break;
-      }
+      const uint8_t* e = row + j * col_stride_bytes;
+      if (tt == DType::F32)
+        val = *reinterpret_cast<const float*>(e);
+      else
+        val = tt == DType::F16 ? f16_to_f32(ld16(e)) : bf16_to_f32(ld16(e));
     }
     o[j] = T(val);
   }
+}
+
+// Rows of GGUF blocks: each thread decodes whole blocks with the decoders the host shares.
+template <class Block, class T>
+__global__ void embedding_block_kernel(const uint8_t* table, int64_t row_bytes, int64_t v, const int32_t* ids,
+                                       int64_t d, T* out) {
+  wait_for_producer();
+  const int64_t t = blockIdx.x;
+  const int32_t id = ids[t];
+  T* o = out + t * d;
+  const bool valid = id >= 0 && id < v;
+  const auto* blocks = reinterpret_cast<const Block*>(table + (valid ? id : 0) * row_bytes);
+  float vals[Block::kElements];
+  for (int64_t b = threadIdx.x; b < d / Block::kElements; b += blockDim.x) {
+    if (valid) quant::dequantize_block(blocks[b], vals);
+    for (int j = 0; j < Block::kElements; ++j) o[b * Block::kElements + j] = T(valid ? vals[j] : 0.f);
+  }
+}
+
+template <class T>
+void launch_blocks(DType tt, unsigned grid, cudaStream_t s, const uint8_t* table, int64_t row_bytes,
+                   int64_t v, const int32_t* ids, int64_t d, T* out) {
+#define MTL_BLOCKS(B) \
+  launch_dependent(embedding_block_kernel<quant::B, T>, grid, 64, 0, s, table, row_bytes, v, ids, d, out)
+  switch (tt) {
+    case DType::Q4_0: MTL_BLOCKS(block_q4_0); break;
+    case DType::Q4_1: MTL_BLOCKS(block_q4_1); break;
+    case DType::Q5_0: MTL_BLOCKS(block_q5_0); break;
+    case DType::Q5_1: MTL_BLOCKS(block_q5_1); break;
+    case DType::Q8_0: MTL_BLOCKS(block_q8_0); break;
+    case DType::Q8_1: MTL_BLOCKS(block_q8_1); break;
+    case DType::Q2_K: MTL_BLOCKS(block_q2_K); break;
+    case DType::Q3_K: MTL_BLOCKS(block_q3_K); break;
+    case DType::Q4_K: MTL_BLOCKS(block_q4_K); break;
+    case DType::Q5_K: MTL_BLOCKS(block_q5_K); break;
+    case DType::Q6_K: MTL_BLOCKS(block_q6_K); break;
+    case DType::Q8_K: MTL_BLOCKS(block_q8_K); break;
+    default: fail(ErrorCode::NotSupported, "embedding: no CUDA decoder for ", name(tt));
+  }
+#undef MTL_BLOCKS
 }
 
 // Same dtype, dense 16-byte-aligned rows: a vectorised row copy by Threads threads (zeros for ids outside
@@ -49,6 +84,7 @@ template <int Threads, int Unroll>
 __global__ void __launch_bounds__(Threads)
     embedding_copy_kernel(const uint8_t* table, int64_t row_bytes, int64_t v, const int32_t* ids,
                           int64_t vecs, uint4* out) {
+  wait_for_producer();
   const int64_t t = blockIdx.x;
   const int32_t id = ids[t];
   const bool valid = id >= 0 && id < v;
@@ -90,26 +126,22 @@ void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   const int64_t out_row_bytes = d * element_size(out.dtype());
   if (tt == out.dtype() && table.stride(1) == 1 && row_bytes % 16 == 0 && out_row_bytes % 16 == 0 &&
       reinterpret_cast<uintptr_t>(pt) % 16 == 0 && reinterpret_cast<uintptr_t>(out.data()) % 16 == 0) {
-    embedding_copy_kernel<kCopyThreads, kCopyUnroll><<<grid, kCopyThreads, 0, s>>>(
-        pt, row_bytes, v, pi, out_row_bytes / 16, static_cast<uint4*>(out.data()));
-    MTL_CUDA_CHECK_LAUNCH("embedding: embedding_copy_kernel");
+    launch_dependent(embedding_copy_kernel<kCopyThreads, kCopyUnroll>, grid, kCopyThreads, 0, s, pt,
+                     row_bytes, v, pi, out_row_bytes / 16, static_cast<uint4*>(out.data()));
     return;
   }
-  switch (out.dtype()) {
-    case DType::F32:
-      embedding_kernel<float>
-          <<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<float>());
-      break;
-    case DType::F16:
-      embedding_kernel<f16><<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<f16>());
-      break;
-    case DType::BF16:
-      embedding_kernel<bf16>
-          <<<grid, 256, 0, s>>>(tt, pt, row_bytes, col_bytes, v, pi, d, out.data_as<bf16>());
-      break;
-    default: fail(ErrorCode::NotSupported, "embedding: dtype ", name(out.dtype()));
-  }
-  MTL_CUDA_CHECK_LAUNCH("embedding: embedding_kernel");
+  backend::visit_dense(out.dtype(), "embedding", [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, f16> || std::is_same_v<T, bf16>) {
+      if (is_quantized(tt))
+        launch_blocks<T>(tt, grid, s, pt, row_bytes, v, pi, d, out.data_as<T>());
+      else
+        launch_dependent(embedding_kernel<T>, grid, 256, 0, s, tt, pt, row_bytes, col_bytes, v, pi, d,
+                         out.data_as<T>());
+    } else {
+      fail(ErrorCode::NotSupported, "embedding: dtype ", name(out.dtype()));
+    }
+  });
 }
 
 }  // namespace metallic::cuda

@@ -1,6 +1,7 @@
 // CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 256 packs or fewer) and
 // keep it in registers (P packs each) between the reductions and the write; rows longer than that re-read
 // the excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rows.cuh"
 #include "backend/norms.h"
 
@@ -33,6 +34,8 @@ constexpr int kLongRowPacks = 8;
 // registers of the largest rows.
 template <class T, class Wt, int W, int P, bool Add>
 __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
+  wait_for_producer();
+  allow_dependents();
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < p.rows.rows;
@@ -195,14 +198,13 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
   if (!vec)
-    norm_kernel<T, Wt, 1, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    launch_dependent(norm_kernel<T, Wt, 1, kSmallPacks, true>, rl.blocks, rl.threads, 0, stream, p);
   else if (add)
-    norm_kernel<T, Wt, V, kSmallPacks, true><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    launch_dependent(norm_kernel<T, Wt, V, kSmallPacks, true>, rl.blocks, rl.threads, 0, stream, p);
   else if (rl.packs == kLongRowPacks)
-    norm_kernel<T, Wt, V, kLongRowPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
+    launch_dependent(norm_kernel<T, Wt, V, kLongRowPacks, false>, rl.blocks, rl.threads, 0, stream, p);
   else
-    norm_kernel<T, Wt, V, kSmallPacks, false><<<rl.blocks, rl.threads, 0, stream>>>(p);
-  MTL_CUDA_CHECK_LAUNCH("norm_kernel");
+    launch_dependent(norm_kernel<T, Wt, V, kSmallPacks, false>, rl.blocks, rl.threads, 0, stream, p);
 }
 
 void dispatch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor& weight,
