@@ -253,6 +253,15 @@ void Model::decode(const Tensor& token, const Tensor& position, const Tensor& ke
   pool.release(mark);
 }
 
+// Several tokens on a GPU multiply on tensor cores in half precision, so the activations that feed and leave
+// the products stay in the weights' half type (f16 for block types) and no product pays for casts; the
+// residual stream and the norms stay f32. A single token (decode) keeps f32 for the GEMVs.
+DType Model::activation_dtype(int64_t tokens) const {
+  const DType w = layers_.front().wo.dtype();
+  if (!context_->device().is_cuda() || tokens <= 8 || w == DType::F32) return DType::F32;
+  return w == DType::BF16 ? DType::BF16 : DType::F16;
+}
+
 void Model::run(const Tensor& x, const Placement& placement, const KVCache& cache,
                 const Tensor& logits) const {
   const ModelConfig& c = config_;
@@ -260,31 +269,38 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
   const auto scratch = [&](const Shape& shape, DType dtype) {
     return Tensor::empty(context_, shape, dtype, Storage::Pool);
   };
-  const DType kv = cache.dtype();
+  const DType kv = cache.dtype(), a = activation_dtype(n);
+  // `h` and `sub` are f32; their `a` twins (the same tensors when a is f32) meet the products.
   const Tensor h = scratch({n, c.n_embd}, DType::F32), sub = scratch({n, c.n_embd}, DType::F32);
-  const Tensor qkv = scratch({n, q_dim + 2 * kv_dim}, DType::F32);
+  const Tensor ha = a == DType::F32 ? h : scratch({n, c.n_embd}, a);
+  const Tensor suba = a == DType::F32 ? sub : scratch({n, c.n_embd}, a);
+  const Tensor qkv = scratch({n, q_dim + 2 * kv_dim}, a);
   const Tensor q = qkv.narrow(1, 0, q_dim), k = qkv.narrow(1, q_dim, kv_dim),
                v = qkv.narrow(1, q_dim + kv_dim, kv_dim);
-  const Tensor qh = kv == DType::F32 ? q : scratch({n, q_dim}, kv);
-  const Tensor o = scratch({n, q_dim}, kv), o32 = kv == DType::F32 ? o : scratch({n, q_dim}, DType::F32);
-  const Tensor gate_up = scratch({n, 2 * c.n_ff}, DType::F32), act = scratch({n, c.n_ff}, DType::F32);
+  const Tensor qh = kv == a ? q : scratch({n, q_dim}, kv);
+  const Tensor o = scratch({n, q_dim}, kv), oa = kv == a ? o : scratch({n, q_dim}, a);
+  const Tensor gate_up = scratch({n, 2 * c.n_ff}, a), act = scratch({n, c.n_ff}, a);
   const Tensor gate = gate_up.narrow(1, 0, c.n_ff), up = gate_up.narrow(1, c.n_ff, c.n_ff);
   const Shape q_heads{1, n, c.n_heads, c.head_dim}, kv_heads{1, n, c.n_kv_heads, c.head_dim};
   const RopeOptions rope_options{c.rope_style, c.rope_theta, 0, c.rope_dims, rope_freqs_};
   const bool prefix = placement.start >= 0;
   const int64_t keys = prefix ? placement.start + n : cache.capacity();
   AttentionOptions attention{0.0f, prefix, placement.start, {}, placement.key_length};
+  const auto to = [](const Tensor& from, const Tensor& into) {
+    if (from.data() != into.data()) copy(from, into);
+  };
 
   rms_norm(x, layers_.front().attn_norm, c.rms_eps, h);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& L = layers_[l];
     const auto layer = static_cast<int64_t>(l);
+    to(h, ha);
     if (L.wqkv.defined()) {
-      linear(h, L.wqkv, L.bqkv, qkv);
+      linear(ha, L.wqkv, L.bqkv, qkv);
     } else {
-      linear(h, L.wq, L.bq, q);
-      linear(h, L.wk, L.bk, k);
-      linear(h, L.wv, L.bv, v);
+      linear(ha, L.wq, L.bq, q);
+      linear(ha, L.wk, L.bk, k);
+      linear(ha, L.wv, L.bv, v);
     }
     rope_kv_write(q.view(q_heads), k.view(kv_heads), v.view(kv_heads), placement.positions, rope_options,
                   qh.view(q_heads), cache.keys(layer), cache.values(layer));
@@ -293,17 +309,20 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
                                  cache.keys(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}),
                                  cache.values(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}), attention,
                                  o.view(q_heads).permute({0, 2, 1, 3}));
-    if (o32.data() != o.data()) copy(o, o32);
-    linear(o32, L.wo, {}, sub);
+    to(o, oa);
+    linear(oa, L.wo, {}, suba);
+    to(suba, sub);
     add_rms_norm(sub, x, L.ffn_norm, c.rms_eps, x, h);
+    to(h, ha);
     if (L.w_gate_up.defined()) {
-      linear(h, L.w_gate_up, {}, gate_up);
+      linear(ha, L.w_gate_up, {}, gate_up);
     } else {
-      linear(h, L.w_gate, {}, gate);
-      linear(h, L.w_up, {}, up);
+      linear(ha, L.w_gate, {}, gate);
+      linear(ha, L.w_up, {}, up);
     }
     swiglu(gate, up, act);
-    linear(act, L.w_down, {}, sub);
+    linear(act, L.w_down, {}, suba);
+    to(suba, sub);
     const Tensor& next_norm = l + 1 < layers_.size() ? layers_[l + 1].attn_norm : output_norm_;
     add_rms_norm(sub, x, next_norm, c.rms_eps, x, h);
   }

@@ -79,6 +79,8 @@ class Model {
 
   Model() = default;
   Tensor embed(std::span<const int32_t> ids) const;
+  // The dtype of the activations that feed the matrix products for `tokens` tokens.
+  DType activation_dtype(int64_t tokens) const;
   // The transformer over embedded tokens `x` (f32 [n, n_embd], overwritten as the residual stream), logits
   // of every position or the last one into `logits`.
   void run(const Tensor& x, const Placement& placement, const KVCache& cache, const Tensor& logits) const;
