@@ -278,7 +278,9 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
   const Tensor q = qkv.narrow(1, 0, q_dim), k = qkv.narrow(1, q_dim, kv_dim),
                v = qkv.narrow(1, q_dim + kv_dim, kv_dim);
   const Tensor qh = kv == a ? q : scratch({n, q_dim}, kv);
-  const Tensor o = scratch({n, q_dim}, kv), oa = kv == a ? o : scratch({n, q_dim}, a);
+  // f32 activations take attention's output in f32 directly.
+  const Tensor o = scratch({n, q_dim}, a == DType::F32 ? a : kv),
+               oa = o.dtype() == a ? o : scratch({n, q_dim}, a);
   const Tensor gate_up = scratch({n, 2 * c.n_ff}, a), act = scratch({n, c.n_ff}, a);
   const Tensor gate = gate_up.narrow(1, 0, c.n_ff), up = gate_up.narrow(1, c.n_ff, c.n_ff);
   const Shape q_heads{1, n, c.n_heads, c.head_dim}, kv_heads{1, n, c.n_kv_heads, c.head_dim};

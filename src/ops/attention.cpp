@@ -26,10 +26,13 @@ void scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor
   require_attention_operand(k, "k");
   require_attention_operand(v, "v");
   require_attention_operand(out, "out");
-  for (const Tensor* t : {&k, &v, &out}) {
+  for (const Tensor* t : {&k, &v}) {
     ops::require_same_dtype(q, *t, "sdpa");
     ops::require_same_device(q, *t, "sdpa");
   }
+  ops::require_same_device(q, out, "sdpa");
+  check(out.dtype() == q.dtype() || out.dtype() == DType::F32, ErrorCode::DTypeMismatch, "sdpa: out is ",
+        name(out.dtype()), ", expected ", name(q.dtype()), " or f32");
   ops::require_compute_float(q, "sdpa", "q");
   const DType dtype = q.dtype();
   const int64_t batch = q.dim(0), hq = q.dim(1), sq = q.dim(2), d = q.dim(3);
@@ -59,7 +62,8 @@ void scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor
     check(lengths.is_contiguous(), ErrorCode::InvalidArgument, "sdpa: key_lengths must be contiguous");
   }
   const float scale = options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(static_cast<float>(d));
-  MTL_DISPATCH(q.device(), attention, q, k, v, mask, lengths, scale, options.causal, options.query_offset, out);
+  MTL_DISPATCH(q.device(), attention, q, k, v, mask, lengths, scale, options.causal, options.query_offset,
+               out);
 }
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,

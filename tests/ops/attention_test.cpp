@@ -32,6 +32,7 @@ struct Spec {
   bool padded = false;     // every operand is a narrow of a wider last dimension (unaligned rows)
   float scale = 0.0f;
   std::vector<int32_t> lengths;  // key_lengths per batch (empty: none)
+  bool f32_out = false;          // out in f32 whatever q's dtype
 
   std::string describe() const {
     std::ostringstream os;
@@ -41,6 +42,7 @@ struct Spec {
     if (seq_major) os << " seq-major";
     if (cache) os << " cache" << cache;
     if (padded) os << " padded";
+    if (f32_out) os << " f32-out";
     for (int32_t n : lengths) os << " len" << n;
     return os.str();
   }
@@ -82,7 +84,7 @@ class Attention : public test::BackendTest {
     const Tensor q = operand(s, s.hq, s.sq, s.sq, dtype, qv);
     const Tensor k = operand(s, s.hkv, s.sk, alloc, dtype, kv);
     const Tensor v = operand(s, s.hkv, s.sk, alloc, dtype, vv);
-    const Tensor out = operand(s, s.hq, s.sq, s.sq, dtype, {});
+    const Tensor out = operand(s, s.hq, s.sq, s.sq, s.f32_out ? DType::F32 : dtype, {});
 
     AttentionOptions opt;
     opt.scale = s.scale;
@@ -238,6 +240,22 @@ TEST_P(Attention, KeyLengthsCutTheKeysPerBatch) {
   run_all_dtypes(
       {.hq = 2, .hkv = 1, .sq = 40, .sk = 300, .d = 64, .causal = true, .offset = 260, .lengths = {280}});
   run_all_dtypes({.b = 2, .hq = 2, .hkv = 2, .sq = 3, .sk = 50, .d = 16, .lengths = {0, 17}});
+}
+
+TEST_P(Attention, F32OutputFromHalfInputs) {
+  for (int64_t sq : {1, 5, 70})
+    run_all_dtypes({.b = 2,
+                    .hq = 4,
+                    .hkv = 2,
+                    .sq = sq,
+                    .sk = 300,
+                    .d = 128,
+                    .causal = true,
+                    .offset = 300 - sq,
+                    .seq_major = true,
+                    .cache = 320,
+                    .f32_out = true});
+  run_all_dtypes({.hq = 2, .hkv = 1, .sq = 3, .sk = 40, .d = 16, .f32_out = true});
 }
 
 TEST_P(Attention, AllocatingFormIsContiguous) {

@@ -25,7 +25,7 @@ struct AttentionOptions {
 /// Result [B, Hq, Sq, D], contiguous. Rows with every key masked give zeros.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const AttentionOptions& options = {});
-/// Attention into `out` ([B, Hq, Sq, D], any strides with the last dimension dense).
+/// Attention into `out` ([B, Hq, Sq, D] in q's dtype or f32, any strides with the last dimension dense).
 void scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                   const AttentionOptions& options, const Tensor& out);
 

@@ -22,13 +22,13 @@ void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const Te
   const T* qp = q.data_as<T>();
   const T* kp = k.data_as<T>();
   const T* vp = v.data_as<T>();
-  T* op = out.data_as<T>();
   const float* mp = mask.defined() ? mask.data_as<float>() : nullptr;
   const float neg_inf = -std::numeric_limits<float>::infinity();
   std::vector<float> scores(static_cast<size_t>(sk)), acc(static_cast<size_t>(d));
 
   for (int64_t b = 0; b < batch; ++b) {
-    const int64_t keys = key_lengths.defined() ? std::clamp<int64_t>(key_lengths.data_as<int32_t>()[b], 0, sk) : sk;
+    const int64_t keys =
+        key_lengths.defined() ? std::clamp<int64_t>(key_lengths.data_as<int32_t>()[b], 0, sk) : sk;
     for (int64_t h = 0; h < hq; ++h) {
       const int64_t kvh = h / group;
       const T* kh = kp + b * k.stride(0) + kvh * k.stride(1);
@@ -61,8 +61,14 @@ void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const Te
           }
         }
         const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        T* oi = op + b * out.stride(0) + h * out.stride(1) + i * out.stride(2);
-        for (int64_t c = 0; c < d; ++c) oi[c] = backend::store<T>(acc[static_cast<size_t>(c)] * inv);
+        const int64_t oi = b * out.stride(0) + h * out.stride(1) + i * out.stride(2);
+        for (int64_t c = 0; c < d; ++c) {
+          const float value = acc[static_cast<size_t>(c)] * inv;
+          if (out.dtype() == DType::F32)
+            out.data_as<float>()[oi + c] = value;
+          else
+            out.data_as<T>()[oi + c] = backend::store<T>(value);
+        }
       }
     }
   }

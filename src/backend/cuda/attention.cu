@@ -13,7 +13,9 @@
 #include "backend/cuda/launch.h"
 #include "backend/scalar.h"
 #include "metallic/core/context.h"
+#include "metallic/core/memory_pool.h"
 #include "metallic/core/resource_cache.h"
+#include "metallic/ops/copy.h"
 
 namespace metallic::cuda {
 namespace {
@@ -80,11 +82,15 @@ __global__ void __launch_bounds__(32 * kGeneralRows) general_kernel(Params p, in
     m = m_new;
   }
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
+  const int64_t row_offset = b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
 #pragma unroll
   for (int c = 0; c < kPerLane; ++c) {
     const int d = lane + 32 * c;
-    if (d < p.d) out[d] = backend::store<T>(acc[c] * inv);
+    if (d >= p.d) continue;
+    if (p.out_f32)
+      static_cast<float*>(p.out)[row_offset + d] = acc[c] * inv;
+    else
+      static_cast<T*>(p.out)[row_offset + d] = backend::store<T>(acc[c] * inv);
   }
 }
 
@@ -219,9 +225,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
   p.causal = causal;
   p.query_offset = query_offset;
 
+  p.out_f32 = out.dtype() != q.dtype();
   const bool half = q.dtype() == DType::F16 || q.dtype() == DType::BF16;
   const bool fast = half && (d == 64 || d == 128) && rows_aligned16(q) && rows_aligned16(k) &&
-                    rows_aligned16(v) && rows_aligned16(out);
+                    rows_aligned16(v) && (p.out_f32 || rows_aligned16(out));
   if (fast && p.sq <= kDecodeMaxQueries) {
     if (q.dtype() == DType::BF16)
       launch_decode<bf16>(p, q, stream);
@@ -229,8 +236,17 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
       launch_decode<f16>(p, q, stream);
     return;
   }
-  if (fast) {
+  if (fast && !p.out_f32) {
     attn::launch_flash(p, q.dtype() == DType::BF16 ? attn::Kind::BF16 : attn::Kind::F16, stream);
+    return;
+  }
+  if (fast) {  // the prefill kernel stores q's type: run it into scratch, then widen
+    MemoryPool& pool = out.context()->pool();
+    const MemoryPool::Mark mark = pool.mark();
+    const Tensor o = Tensor::empty(out.context(), out.shape(), q.dtype(), Storage::Pool);
+    attention(q, k, v, mask, key_lengths, scale, causal, query_offset, o);
+    metallic::copy(o, out);
+    pool.release(mark);
     return;
   }
   backend::visit_dense(q.dtype(), "sdpa", [&](auto tag) {

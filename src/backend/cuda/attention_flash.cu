@@ -263,6 +263,17 @@ __global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
 // The four warps take 16-key slices of each 64-key tile from a three-stage cp.async ring, keep their
 // own running max, sum and output, and merge them through shared memory at the end.
 constexpr int kDecodeRows = 16;
+
+// Element `offset` of the output, in q's type or f32.
+template <class T>
+__device__ __forceinline__ void store_out(const Params& p, int64_t offset, float val) {
+  if (p.out_f32)
+    static_cast<float*>(p.out)[offset] = val;
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    static_cast<T*>(p.out)[offset] = __float2bfloat16(val);
+  else
+    static_cast<T*>(p.out)[offset] = __float2half(val);
+}
 constexpr int kDecodeStages = 3;
 
 template <class T, int D>
@@ -441,12 +452,8 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
     }
     const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
     if (n_chunks == 1) {
-      T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
-      const float val = sum > 0.0f ? a / sum : 0.0f;
-      if constexpr (std::is_same_v<T, __nv_bfloat16>)
-        out[d] = __float2bfloat16(val);
-      else
-        out[d] = __float2half(val);
+      store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
+                   sum > 0.0f ? a / sum : 0.0f);
     } else {
       const int64_t slot = ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks + chunk;
       split.part_acc[slot * D + d] = a;
@@ -483,12 +490,8 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
         a += wt * __ldcg(split.part_acc + (slot0 + c) * D + d);
       }
     }
-    T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2];
-    const float val = sum > 0.0f ? a / sum : 0.0f;
-    if constexpr (std::is_same_v<T, __nv_bfloat16>)
-      out[d] = __float2bfloat16(val);
-    else
-      out[d] = __float2half(val);
+    store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
+                 sum > 0.0f ? a / sum : 0.0f);
   }
 }
 
