@@ -46,7 +46,15 @@ TEST_P(Generation, GreedyMatchesTheReferenceAndStreamsItsText) {
         return true;
       },
       &stats);
-  EXPECT_EQ(ids, reference["greedy"].get<std::vector<int32_t>>());
+  // The session's cache is f16 on a GPU, whose rounding may flip a near tie: the tokens must match up to
+  // the first place where the reference's top-2 logit margin is under 0.01, and everywhere if there is none.
+  const auto want = reference["greedy"].get<std::vector<int32_t>>();
+  const auto margins = reference["greedy_margins"].get<std::vector<double>>();
+  ASSERT_EQ(ids.size(), want.size());
+  size_t same = 0;
+  while (same < ids.size() && ids[same] == want[same]) ++same;
+  if (same < ids.size()) EXPECT_LT(margins[same], 0.01) << "greedy tokens part at " << same;
+  if (ctx->device().is_cpu()) EXPECT_EQ(ids, want);
   EXPECT_EQ(streamed, tokenizer->decode(ids));
   EXPECT_EQ(stats.prompt_tokens, static_cast<int64_t>(prompt.size()));
   EXPECT_EQ(stats.generated_tokens, 64);
