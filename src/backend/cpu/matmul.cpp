@@ -119,12 +119,12 @@ void weight_rows_f32(const Tensor& w, int64_t row0, int64_t rows, float* dst) {
     for (int64_t r = 0; r < rows; ++r) quant::dequantize(t, base + (row0 + r) * row_bytes, dst + r * k, k);
     return;
   }
+  const int64_t rs = w.stride(0), cs = w.stride(1);
   backend::visit_dense(t, "linear", [&](auto tag) {
     using T = decltype(tag);
     const T* p = reinterpret_cast<const T*>(base);
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < k; ++j)
-        dst[r * k + j] = static_cast<float>(p[(row0 + r) * w.stride(0) + j * w.stride(1)]);
+      for (int64_t j = 0; j < k; ++j) dst[r * k + j] = static_cast<float>(p[(row0 + r) * rs + j * cs]);
   });
 }
 
@@ -141,34 +141,39 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out, float alpha, fl
 }
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out) {
-  const int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
+  const int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0), xs = x.stride(0);
   // x as dense f32 [M, K].
   std::vector<float> xf(static_cast<size_t>(m * k));
   backend::visit_dense(x.dtype(), "linear", [&](auto tag) {
     using T = decltype(tag);
     const T* p = x.data_as<T>();
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < k; ++j)
-        xf[static_cast<size_t>(i * k + j)] = static_cast<float>(p[i * x.stride(0) + j]);
+      for (int64_t j = 0; j < k; ++j) xf[static_cast<size_t>(i * k + j)] = static_cast<float>(p[i * xs + j]);
   });
   std::vector<float> yf(static_cast<size_t>(m * n));
-  // Weight rows dequantized in chunks of at most ~8 MiB of f32; exact f32 products on the decoded values.
+  // f32 rows with unit columns feed the GEMM in place; other types are decoded in chunks of at most ~8 MiB
+  // of f32, and the products are exact f32 products of the decoded values.
+  const bool in_place = weight.dtype() == DType::F32 && weight.stride(1) == 1;
   const int64_t chunk =
-      std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{8} << 20) / 4 / std::max<int64_t>(k, 1)));
-  std::vector<float> wf(static_cast<size_t>(chunk * k));
+      in_place ? n
+               : std::max<int64_t>(1, std::min<int64_t>(n, (int64_t{8} << 20) / 4 / std::max<int64_t>(k, 1)));
+  std::vector<float> wf(in_place ? 0 : static_cast<size_t>(chunk * k));
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
-    weight_rows_f32(weight, r0, rows, wf.data());
+    const float* w = in_place ? weight.data_as<float>() + r0 * weight.stride(0) : wf.data();
+    const int64_t ldw = in_place ? weight.stride(0) : k;
+    if (!in_place) weight_rows_f32(weight, r0, rows, wf.data());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(rows),
-                static_cast<blasint>(k), 1.f, xf.data(), static_cast<blasint>(k), wf.data(),
-                static_cast<blasint>(k), 0.f, yf.data() + r0, static_cast<blasint>(n));
+                static_cast<blasint>(k), 1.f, xf.data(), static_cast<blasint>(k), w,
+                static_cast<blasint>(ldw), 0.f, yf.data() + r0, static_cast<blasint>(n));
   }
   if (bias.defined()) {
     std::vector<float> bf(static_cast<size_t>(n));
     backend::visit_dense(bias.dtype(), "linear", [&](auto tag) {
       using T = decltype(tag);
       const T* p = bias.data_as<T>();
-      for (int64_t j = 0; j < n; ++j) bf[static_cast<size_t>(j)] = static_cast<float>(p[j * bias.stride(0)]);
+      const int64_t bs = bias.stride(0);
+      for (int64_t j = 0; j < n; ++j) bf[static_cast<size_t>(j)] = static_cast<float>(p[j * bs]);
     });
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) yf[static_cast<size_t>(i * n + j)] += bf[static_cast<size_t>(j)];
