@@ -1,5 +1,5 @@
 // y = x W^T + b on CUDA. For at most 8 rows of x the fused dequantize-GEMV of gemv.cu reads each weight
-// byte once. Larger batches dequantize bounded tiles of W (at most 64 MiB, from the context's pool, a
+// byte once. Larger batches dequantize bounded tiles of W (16 to 64 MiB, from the context's pool, a
 // multiple of 256 rows so that every tile's slice of the output stays 16-byte aligned for cuBLASLt's fast
 // kernels) into x's dtype (f16 when x is f32 and W is not) and run cuBLASLt on them.
 #include <algorithm>
@@ -208,11 +208,14 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
   if (wt == x.dtype()) {  // dense weight in x's dtype: one GEMM on the transposed view
     cuda::matmul(x.unsqueeze(0), weight.transpose(0, 1).unsqueeze(0), out.unsqueeze(0), 1.f, 0.f);
   } else {
-    // Dequantize (or convert) at most 64 MiB of weight rows at a time into x's dtype, then GEMM.
+    // Dequantize (or convert) a bounded tile of weight rows at a time into x's dtype, then GEMM. The budget
+    // is a quarter of the converted matrix, within [16, 64] MiB: large matrices keep few large GEMMs, and a
+    // small model's scratch stays small next to its weights.
     const int64_t es = element_size(x.dtype());
+    const int64_t budget = std::clamp<int64_t>(n * k * es / 4, int64_t{16} << 20, int64_t{64} << 20);
     // As few tiles as fit the budget, of equal size (a small last tile would be an inefficient GEMM).
     const int64_t rows_fit =
-        std::max<int64_t>(kTileRowAlign, (int64_t{64} << 20) / (k * es) / kTileRowAlign * kTileRowAlign);
+        std::max<int64_t>(kTileRowAlign, budget / (k * es) / kTileRowAlign * kTileRowAlign);
     const int64_t tiles = (n + rows_fit - 1) / rows_fit;
     const int64_t even = ((n + tiles - 1) / tiles + kTileRowAlign - 1) / kTileRowAlign * kTileRowAlign;
     const int64_t chunk = std::min<int64_t>(n, even);
