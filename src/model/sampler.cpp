@@ -33,8 +33,8 @@ void Sampler::accept(int32_t token) {
 int32_t Sampler::sample(std::span<const float> logits) {
   check(!logits.empty(), ErrorCode::InvalidArgument, "sampler: no logits");
   const auto n = static_cast<int64_t>(logits.size());
-  const Tensor z(Buffer::wrap(host_, const_cast<float*>(logits.data()), logits.size_bytes(), nullptr), 0, {n}, {1},
-                 DType::F32);
+  const Tensor z(Buffer::wrap(host_, const_cast<float*>(logits.data()), logits.size_bytes(), nullptr), 0, {n},
+                 {1}, DType::F32);
   const std::vector<int32_t> window(recent_.begin(), recent_.end());
   const Tensor recent =
       window.empty() ? Tensor()

@@ -14,11 +14,11 @@ struct Params {
   const void* k;
   const void* v;
   void* out;
-  const float* mask;         // null when absent; strides below index [B, Hq, Sq, Sk]
-  const int* key_lengths;    // null when absent: keys of batch b end at min(sk, key_lengths[b])
+  const float* mask;       // null when absent; strides below index [B, Hq, Sq, Sk]
+  const int* key_lengths;  // null when absent: keys of batch b end at min(sk, key_lengths[b])
   int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3], m_stride[4];
   int batch, hq, hkv, sq, sk, d, group;
-  bool out_f32;  // out holds f32 rather than q's dtype (decode kernel and general kernel only)
+  bool out_f32;      // out holds f32 rather than q's dtype (decode kernel and general kernel only)
   float scale_log2;  // scale * log2(e): softmax runs in base 2
   bool causal;
   int64_t query_offset;
