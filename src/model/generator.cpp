@@ -77,13 +77,7 @@ void Session::set_batch(int64_t batch) {
 }
 
 DecodeStep& Session::step(const SamplerOptions& options) {
-  const auto same = [](const SamplerOptions& a, const SamplerOptions& b) {
-    return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
-           a.repeat_penalty == b.repeat_penalty && a.presence_penalty == b.presence_penalty &&
-           a.frequency_penalty == b.frequency_penalty && a.penalty_window == b.penalty_window &&
-           a.seed == b.seed;
-  };
-  if (!step_ || !same(step_->options(), options)) step_ = std::make_unique<DecodeStep>(model_, options);
+  if (!step_ || step_->options() != options) step_ = std::make_unique<DecodeStep>(model_, options);
   return *step_;
 }
 

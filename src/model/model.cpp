@@ -108,15 +108,19 @@ class WeightLoader {
     return t;
   }
 
-  // 1-D f32 tensors (biases) joined end to end.
+  // 1-D tensors (biases) joined end to end in f32, decoded on the host from the mapped file.
   Tensor joined(const std::vector<std::pair<std::string, int64_t>>& parts) {
     std::vector<float> values;
     for (const auto& [name, n] : parts) {
-      const std::vector<float> part = matrix(name, {n}).to_vector<float>();
-      values.insert(values.end(), part.begin(), part.end());
+      const gguf::TensorInfo* info = find(name, {n}, true);
+      check(!is_quantized(info->dtype), ErrorCode::NotSupported, "model: 1-D tensor '", name,
+            "' is quantized");
+      const size_t at = values.size();
+      values.resize(at + static_cast<size_t>(n));
+      quant::dequantize(info->dtype, info->data, values.data() + at, n);
+      done_ += static_cast<int64_t>(info->bytes);
+      if (progress_) progress_(done_, total_);
     }
-    bytes_ -= static_cast<int64_t>(values.size() * sizeof(float));  // counted once more below
-    parameters_ -= static_cast<int64_t>(values.size());
     const Tensor t = Tensor::from_vector(context_, values, {static_cast<int64_t>(values.size())});
     bytes_ += t.nbytes();
     parameters_ += t.numel();

@@ -18,6 +18,8 @@ struct SamplingOptions {
   float frequency_penalty = 0.0f;  ///< subtract count * this from logits of tokens seen in the window
   int penalty_window = 64;         ///< how many recent tokens the penalties look at
   uint64_t seed = 0;               ///< same seed and inputs give the same tokens, on every backend
+
+  bool operator==(const SamplingOptions&) const = default;
 };
 
 /// InvalidArgument unless `options` are in range (finite temperature, top_p > 0, min_p < 1,
