@@ -32,17 +32,29 @@ inline std::filesystem::path shared_path(const std::string& relative) {
   return base / relative;
 }
 
-/// Fixture for tests that run once per backend. Instantiate with the prefixes Cpu and Cuda
-/// (INSTANTIATE_TEST_SUITE_P(Cuda, Suite, ::testing::Values(Device::cuda()))); the CUDA instance
-/// skips when no GPU is present, so CPU-only machines stay green.
-class BackendTest : public ::testing::TestWithParam<Device> {
+/// Fixture for tests parameterised by P: a Device, or a struct whose `device` member names one. SetUp makes
+/// `ctx` on that device; a CUDA parameter skips when no GPU is present, so CPU-only machines stay green.
+/// Instantiate with the prefixes Cpu and Cuda (the ctest labels filter on them).
+template <class P>
+class DeviceTest : public ::testing::TestWithParam<P> {
  protected:
   void SetUp() override {
-    if (GetParam().is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam());
+    const Device& device = device_of(this->GetParam());
+    if (device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
+    ctx = Context::create(device);
   }
   std::shared_ptr<Context> ctx;
+
+ private:
+  static const Device& device_of(const Device& d) { return d; }
+  template <class Q>
+  static const Device& device_of(const Q& q) {
+    return q.device;
+  }
 };
+
+/// Fixture for tests that run once per backend (parameter: the Device).
+using BackendTest = DeviceTest<Device>;
 
 /// A backend and an element type: the parameter of tests that run per device and dtype.
 struct DTypeCase {

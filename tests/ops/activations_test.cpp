@@ -35,12 +35,8 @@ double activation_error(const std::vector<float>& got, const std::vector<double>
   return test::nonfinite_error(got, want, 1e-2);
 }
 
-class Activations : public ::testing::TestWithParam<Case> {
+class Activations : public test::DeviceTest<Case> {
  protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
   DType dtype() const { return GetParam().dtype; }
   std::pair<Tensor, std::vector<float>> input(const Shape& shape, uint32_t seed, float lo = -6.f,
                                               float hi = 6.f) {
@@ -49,7 +45,6 @@ class Activations : public ::testing::TestWithParam<Case> {
     return {t, t.to_vector<float>()};
   }
   Tensor poisoned(const Shape& shape) { return full(ctx, shape, NAN, dtype()); }
-  std::shared_ptr<Context> ctx;
 };
 
 using Unary = std::function<void(const Tensor&, const Tensor&)>;

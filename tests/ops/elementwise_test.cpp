@@ -52,12 +52,8 @@ std::vector<double> reference(BinaryOp op, const std::vector<float>& a, const Sh
   return r;
 }
 
-class Elementwise : public ::testing::TestWithParam<Case> {
+class Elementwise : public test::DeviceTest<Case> {
  protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
   // Seeded values stored in the dtype under test; returns the tensor and the values as stored.
   std::pair<Tensor, std::vector<float>> input(const Shape& shape, uint32_t seed, float lo = -2.f,
                                               float hi = 2.f) {
@@ -65,7 +61,6 @@ class Elementwise : public ::testing::TestWithParam<Case> {
                           GetParam().dtype);
     return {t, t.to_vector<float>()};
   }
-  std::shared_ptr<Context> ctx;
 };
 
 TEST_P(Elementwise, BroadcastingMatchesDoubleReference) {

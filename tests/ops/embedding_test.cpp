@@ -14,14 +14,7 @@ struct Param {
   DType table;
 };
 
-class Embedding : public ::testing::TestWithParam<Param> {
- protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
-  std::shared_ptr<Context> ctx;
-};
+class Embedding : public test::DeviceTest<Param> {};
 
 TEST_P(Embedding, GathersRows) {
   const DType tt = GetParam().table;

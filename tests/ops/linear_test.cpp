@@ -69,12 +69,8 @@ struct Param {
   DType x;
 };
 
-class Linear : public ::testing::TestWithParam<Param> {
+class Linear : public test::DeviceTest<Param> {
  protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
   // With `offset`, W starts off its natural alignment (2 bytes for block types, one element for dense ones)
   // and x one element into its buffer.
   void run_case(int64_t m, int64_t k, int64_t n, bool with_bias, uint32_t seed, bool offset = false) {
@@ -120,7 +116,6 @@ class Linear : public ::testing::TestWithParam<Param> {
     EXPECT_LE(test::max_rel_error(got, want, 1.0), t)
         << "m=" << m << " k=" << k << " n=" << n << " weight " << name(wt);
   }
-  std::shared_ptr<Context> ctx;
 };
 
 TEST_P(Linear, Gemv) {

@@ -65,11 +65,10 @@ struct Param {
   DType dtype;
 };
 
-class Matmul : public ::testing::TestWithParam<Param> {
+class Matmul : public test::DeviceTest<Param> {
  protected:
   void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
+    test::DeviceTest<Param>::SetUp();
     dt = GetParam().dtype;
   }
   Tensor make(const Shape& s, uint32_t seed) {
@@ -99,7 +98,6 @@ class Matmul : public ::testing::TestWithParam<Param> {
         << "a " << sa.to_string() << " b " << sb.to_string() << " ta " << o.transpose_a << " tb "
         << o.transpose_b;
   }
-  std::shared_ptr<Context> ctx;
   DType dt = DType::F32;
 };
 

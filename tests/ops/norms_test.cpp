@@ -48,12 +48,8 @@ std::vector<double> layer_reference(const std::vector<float>& x, int64_t h, cons
 
 using test::nonfinite_error;
 
-class Norms : public ::testing::TestWithParam<Case> {
+class Norms : public test::DeviceTest<Case> {
  protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
   DType dtype() const { return GetParam().dtype; }
   // Seeded values stored in `dt`; returns the tensor and the values as stored.
   std::pair<Tensor, std::vector<float>> input(const Shape& shape, uint32_t seed, DType dt, float lo = -2.f,
@@ -63,7 +59,6 @@ class Norms : public ::testing::TestWithParam<Case> {
     return {t, t.to_vector<float>()};
   }
   Tensor poisoned(const Shape& shape) { return full(ctx, shape, NAN, dtype()); }
-  std::shared_ptr<Context> ctx;
 };
 
 TEST_P(Norms, RmsNormMatchesDoubleReference) {

@@ -13,13 +13,8 @@ namespace {
 
 using Case = test::DTypeCase;
 
-class RopeKvWrite : public ::testing::TestWithParam<Case> {
+class RopeKvWrite : public test::DeviceTest<Case> {
  protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
-
   // Rotates, writes, and checks q and both caches against the rope op on the CPU, token by token.
   void run(RopeStyle style, int64_t d, int64_t rot, bool factors, DType cache_dtype,
            const std::vector<int32_t>& positions, int64_t capacity) {
@@ -81,7 +76,6 @@ class RopeKvWrite : public ::testing::TestWithParam<Case> {
     for (int64_t row = 0; row < b * capacity; ++row)
       if (!written.count(row)) ASSERT_TRUE(std::isnan(got_k[static_cast<size_t>(row * hkv * d)])) << row;
   }
-  std::shared_ptr<Context> ctx;
 };
 
 TEST_P(RopeKvWrite, MatchesRopeThenCopy) {

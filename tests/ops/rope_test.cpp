@@ -39,18 +39,13 @@ std::vector<double> reference(const std::vector<float>& x, const Shape& shape, R
   return r;
 }
 
-class Rope : public ::testing::TestWithParam<Case> {
+class Rope : public test::DeviceTest<Case> {
  protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
   DType dtype() const { return GetParam().dtype; }
   std::pair<Tensor, std::vector<float>> input(const Shape& shape, uint32_t seed) {
     const Tensor t = cast(Tensor::from_vector(ctx, test::random_floats(shape.numel(), seed), shape), dtype());
     return {t, t.to_vector<float>()};
   }
-  std::shared_ptr<Context> ctx;
 };
 
 TEST_P(Rope, BothStylesMatchDoubleReference) {

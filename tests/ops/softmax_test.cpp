@@ -52,12 +52,8 @@ std::vector<double> reference(const std::vector<float>& x, int64_t sq, int64_t s
 
 using test::nonfinite_error;
 
-class Softmax : public ::testing::TestWithParam<Case> {
+class Softmax : public test::DeviceTest<Case> {
  protected:
-  void SetUp() override {
-    if (GetParam().device.is_cuda() && cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
-    ctx = Context::create(GetParam().device);
-  }
   DType dtype() const { return GetParam().dtype; }
   std::pair<Tensor, std::vector<float>> input(const Shape& shape, uint32_t seed, float lo = -4.f,
                                               float hi = 4.f) {
@@ -75,7 +71,6 @@ class Softmax : public ::testing::TestWithParam<Case> {
       softmax(x, o, out);
     return nonfinite_error(out.to_vector<float>(), reference(vx, sq, sk, o, log), log ? 1.0 : 1e-3);
   }
-  std::shared_ptr<Context> ctx;
 };
 
 TEST_P(Softmax, MatchesDoubleReference) {
