@@ -172,6 +172,16 @@ TEST_P(Attention, CausalPrefillAndChunkedPrefill) {
   run_all_dtypes({.hq = 1, .hkv = 1, .sq = 20, .sk = 20, .d = 64, .causal = true, .offset = -3});
 }
 
+TEST_P(Attention, PrefillAcrossManyTiles) {
+  // Several 128-row query blocks and 128-key tiles, each with a partial last one, in both head sizes.
+  run_all_dtypes({.b = 2, .hq = 4, .hkv = 2, .sq = 300, .sk = 300, .d = 128});
+  run_all_dtypes({.hq = 4, .hkv = 1, .sq = 257, .sk = 257, .d = 64, .causal = true});
+  run_all_dtypes({.hq = 3, .hkv = 3, .sq = 129, .sk = 520, .d = 128, .causal = true, .offset = 391});
+  run_all_dtypes({.b = 2, .hq = 4, .hkv = 2, .sq = 200, .sk = 333, .d = 64, .seq_major = true, .cache = 400});
+  run_all_dtypes({.b = 2, .hq = 2, .hkv = 1, .sq = 150, .sk = 400, .d = 128, .lengths = {390, 0}});
+  run_all_dtypes({.hq = 2, .hkv = 1, .sq = 260, .sk = 260, .d = 128, .causal = true, .offset = -130});
+}
+
 TEST_P(Attention, DecodeAgainstLongCache) {
   for (int64_t d : {64, 128}) {
     run_all_dtypes({.b = 2,

@@ -553,6 +553,9 @@ void launch_dim(const Params& p, cudaStream_t stream) {
 }  // namespace
 
 void launch_flash(const Params& p, Kind kind, cudaStream_t stream) {
+#if METALLIC_FLASH_SM90
+  if (launch_flash_sm90(p, kind, stream)) return;
+#endif
   kind == Kind::BF16 ? launch_dim<__nv_bfloat16>(p, stream) : launch_dim<__half>(p, stream);
 }
 

@@ -35,6 +35,11 @@ enum class Kind { F16, BF16 };
 /// Fused tensor-core prefill for D = 64 or 128 (all rows 16-byte aligned).
 void launch_flash(const Params& p, Kind kind, cudaStream_t stream);
 
+/// Hopper prefill (wgmma, TMA) for D = 64 or 128 without a mask: runs the call and returns true when the
+/// build has it, the device is compute capability 9.0 and the tensor-memory accelerator can describe the
+/// operands; otherwise returns false and launches nothing.
+bool launch_flash_sm90(const Params& p, Kind kind, cudaStream_t stream);
+
 /// How a decode call splits the keys: chunk c covers keys [c * chunk_len, min(keys, (c + 1) * chunk_len)).
 /// With more than one chunk each writes its max and sum (part_ml, [B, Hq, Sq, n_chunks, 2]) and unnormalised
 /// output (part_acc, [B, Hq, Sq, n_chunks, D]) and bumps its tile's counter ([B, Hkv * row_groups], zero

@@ -1,0 +1,573 @@
+// Fused prefill attention for Hopper (sm_90a): warpgroup matrix instructions (wgmma) read Q and the K/V tiles
+// straight from shared memory, where the tensor-memory accelerator (TMA) lays them out with the 128-byte
+// swizzle wgmma expects. Each CTA owns 128 query rows: two consumer warpgroups of 64 rows each, plus a
+// producer warpgroup that streams 128-key K/V tiles through a two- or three-stage ring guarded by mbarriers.
+// The probabilities go from the score accumulators to the P*V product in registers, so the score matrix never
+// reaches shared or device memory. The two warpgroups take turns on the tensor cores (one runs its matrix
+// products while the other runs its softmax), which keeps the exponentials off the critical path.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <type_traits>
+
+#include "backend/cuda/attention_impl.cuh"
+#include "backend/cuda/check.h"
+
+namespace metallic::cuda::attn {
+namespace {
+
+constexpr int kGroupRows = 64;  // query rows of one consumer warpgroup (the wgmma M)
+constexpr int kGroups = 2;      // consumer warpgroups
+constexpr int kBlockM = kGroups * kGroupRows;
+constexpr int kBlockN = 128;  // keys per tile
+constexpr int kConsumerThreads = 128 * kGroups;
+// One producer warpgroup: a single thread issues the copies, and the group hands most of its registers
+// to the consumers (setmaxnreg), which hold the output, score and probability tiles in registers.
+constexpr int kThreads = kConsumerThreads + 128;
+constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+static_assert(128 * kProducerRegs + kConsumerThreads * kConsumerRegs <= 65536, "the register file");
+constexpr int kCols = 64;      // elements of one 128-byte swizzled column block
+constexpr int kTmaRows = 128;  // rows of one K/V copy; Q copies take kGroupRows
+// Scores and probabilities of one 128-key tile for this thread's two rows: element i sits in row
+// 8 * ((i >> 1) & 1) of the thread's pair and column 8 * (i >> 2) + 2 * (lane & 3) + (i & 1).
+constexpr int kScoreRegs = kBlockN / 2;
+
+// Shared memory: Q as [group][column block][64 rows][64], then kStages x (K, V) as [column block][128][64];
+// every block is 1024-byte aligned so that the swizzle TMA writes is the one wgmma reads.
+template <int D, int kStages>
+struct Smem {
+  static constexpr int kQGroupBytes = kGroupRows * D * 2;
+  static constexpr int kQBlockBytes = kGroupRows * kCols * 2;
+  static constexpr int kTileBytes = kBlockN * D * 2;
+  static constexpr int kBlockBytes = kBlockN * kCols * 2;
+  static constexpr int kStageBytes = 2 * kTileBytes;
+  static constexpr int kBytes = kGroups * kQGroupBytes + kStages * kStageBytes;
+  static constexpr int kAlloc = kBytes + 1024;  // room to align the dynamic window
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define MTL_FLASH_SM90_DEVICE 1
+#endif
+
+#ifdef MTL_FLASH_SM90_DEVICE
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+// One box of a 4-D tensor map ([batch, head, row, column] from the outside in) into shared memory,
+// completing on `bar`.
+__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int col, int row, int head,
+                                         int batch, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, "
+      "%5}], [%6];" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(col), "r"(row), "r"(head), "r"(batch), "r"(bar)
+      : "memory");
+}
+
+// Named barriers 1 and 2 order the two consumer warpgroups' turns on the tensor cores (0 is __syncthreads).
+__device__ __forceinline__ void turn_wait(int group) {
+  asm volatile("bar.sync %0, %1;" ::"r"(1 + group), "n"(kConsumerThreads) : "memory");
+}
+__device__ __forceinline__ void turn_pass(int group) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(2 - group), "n"(kConsumerThreads) : "memory");
+}
+
+// Shared-memory matrix descriptor for a 128-byte swizzled operand: start address, leading and stride byte
+// offsets (all in 16-byte units) and the swizzle mode in the top bits.
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lead_bytes, uint32_t stride_bytes) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lead_bytes >> 4) << 16) |
+         (static_cast<uint64_t>(stride_bytes >> 4) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+// Keeps the compiler from moving reads or writes of accumulators across the asynchronous products.
+template <int N>
+__device__ __forceinline__ void pin(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// ---- wgmma wrappers (one per operand shape this kernel uses) ----
+// D[64 x 128] (+)= A[64 x 16] * B[16 x 128], both from shared memory (K-major, 128-byte swizzle).
+template <class T>
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t a, uint64_t b, int accumulate) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+        "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, "
+        "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, "
+        "%61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),
+          "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),
+          "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(a), "l"(b), "r"(accumulate));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+        "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, "
+        "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, "
+        "%61, %62, %63}, "
+        "%64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),
+          "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),
+          "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(a), "l"(b), "r"(accumulate));
+  }
+}
+
+// D[64 x 128] += A[64 x 16] * B[16 x 128], A from registers, B from shared memory (N-major, 128-byte
+// swizzle).
+template <class T>
+__device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+        "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, "
+        "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, "
+        "%61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),
+          "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),
+          "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+        "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, "
+        "%41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, "
+        "%61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),
+          "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),
+          "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  }
+}
+
+// D[64 x 64] += A[64 x 16] * B[16 x 64], A from registers, B from shared memory (N-major, 128-byte swizzle).
+template <class T>
+__device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t b) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+        "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+        "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
+          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
+          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
+          "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+  }
+}
+
+#endif  // MTL_FLASH_SM90_DEVICE
+
+template <class T, int D, int kStages, bool kTurns>
+__global__ void __launch_bounds__(kThreads, 1)
+    flash_sm90_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
+                      const __grid_constant__ CUtensorMap v_map, Params p) {
+#ifdef MTL_FLASH_SM90_DEVICE
+  using L = Smem<D, kStages>;
+  extern __shared__ unsigned char smem_raw[];
+  __shared__ __align__(8) uint64_t bars[2 * kStages + 1];  // full[stage], empty[stage], Q
+  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t q_smem = base, kv_smem = base + kGroups * L::kQGroupBytes;
+  const uint32_t full_bar = smem_u32(&bars[0]), empty_bar = smem_u32(&bars[kStages]);
+  const uint32_t q_bar = smem_u32(&bars[2 * kStages]);
+
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  // Heaviest causal blocks first, so the short ones fill the tail of the grid.
+  const int m0 = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kBlockM;
+  const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z);
+  const int kvh = h / p.group;
+  const int sk = keys_of(p, b);
+  int64_t key_end = sk;
+  if (p.causal) {
+    const int64_t visible = static_cast<int64_t>(min(m0 + kBlockM, p.sq)) + p.query_offset;
+    key_end = visible < 0 ? 0 : (visible < key_end ? visible : key_end);
+  }
+  const int n_tiles = static_cast<int>((key_end + kBlockN - 1) / kBlockN);
+
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) {
+      mbar_init(full_bar + 8 * st, 1);
+      mbar_init(empty_bar + 8 * st, kConsumerThreads / 32);
+    }
+    mbar_init(q_bar, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp >= kConsumerThreads / 32) {  // the producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kProducerRegs));
+    if (warp == kConsumerThreads / 32 && lane == 0 && n_tiles > 0) {
+      mbar_expect_tx(q_bar, kGroups * L::kQGroupBytes);
+#pragma unroll
+      for (int g = 0; g < kGroups; ++g)
+#pragma unroll
+        for (int c = 0; c < D / kCols; ++c)
+          tma_load(q_smem + g * L::kQGroupBytes + c * L::kQBlockBytes, &q_map, c * kCols, m0 + g * kGroupRows,
+                   h, b, q_bar);
+      for (int j = 0; j < n_tiles; ++j) {
+        const int st = j % kStages;
+        if (j >= kStages) mbar_wait(empty_bar + 8 * st, ((j / kStages) - 1) & 1);
+        const uint32_t ks = kv_smem + st * L::kStageBytes, vs = ks + L::kTileBytes;
+        mbar_expect_tx(full_bar + 8 * st, L::kStageBytes);
+#pragma unroll
+        for (int c = 0; c < D / kCols; ++c) {
+          tma_load(ks + c * L::kBlockBytes, &k_map, c * kCols, j * kBlockN, kvh, b, full_bar + 8 * st);
+          tma_load(vs + c * L::kBlockBytes, &v_map, c * kCols, j * kBlockN, kvh, b, full_bar + 8 * st);
+        }
+      }
+    }
+    return;
+  }
+
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kConsumerRegs));
+  const int group = warp >> 2, g = lane >> 2, t = lane & 3;
+  const int group_row0 = m0 + group * kGroupRows;
+  const int row0 = group_row0 + (warp & 3) * 16 + g;  // this thread's rows: row0 and row0 + 8
+  float o[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f}, corr[2] = {1.0f, 1.0f};
+
+  if (n_tiles > 0) {
+    float s[kScoreRegs];
+    uint32_t pa[kBlockN / 16][4];
+    const uint32_t qg = q_smem + group * L::kQGroupBytes;
+
+    // S = Q K^T: both operands K-major; a 16-wide step moves 32 bytes inside a swizzled 128-byte row.
+    const auto issue_qk = [&](int st) {
+      const uint32_t ks = kv_smem + st * L::kStageBytes;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint64_t da = smem_desc(qg + (kk >> 2) * L::kQBlockBytes + (kk & 3) * 32, 0, 1024);
+        const uint64_t db = smem_desc(ks + (kk >> 2) * L::kBlockBytes + (kk & 3) * 32, 0, 1024);
+        wgmma_ss_n128<T>(s, da, db, kk > 0);
+      }
+    };
+    // O += P V: V is N-major (D contiguous); 8-key groups are 1024 bytes apart, 64-column blocks a block
+    // apart.
+    const auto issue_pv = [&](int st) {
+      const uint32_t vs = kv_smem + st * L::kStageBytes + L::kTileBytes;
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        const uint64_t db = smem_desc(vs + kk * 2048, L::kBlockBytes, 1024);
+        if constexpr (D == 128)
+          wgmma_rs_n128<T>(o, pa[kk], db);
+        else
+          wgmma_rs_n64<T>(o, pa[kk], db);
+      }
+    };
+    const auto softmax = [&](int j) {
+      const int n0 = j * kBlockN;
+      // Only tiles that cross the end of the keys or this group's diagonal need per-element masking.
+      if (n0 + kBlockN > sk || (p.causal && n0 + kBlockN - 1 > group_row0 + p.query_offset)) {
+#pragma unroll
+        for (int i = 0; i < kScoreRegs; ++i) {
+          const int col = n0 + 8 * (i >> 2) + 2 * t + (i & 1);
+          const int64_t row = row0 + 8 * ((i >> 1) & 1);
+          if (col >= sk || (p.causal && col > row + p.query_offset)) s[i] = -INFINITY;
+        }
+      }
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < kBlockN / 8; ++c)
+          mx = fmaxf(mx, fmaxf(s[4 * c + 2 * half], s[4 * c + 2 * half + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        // The scale is positive, so the scaled maximum is the maximum of the scaled scores.
+        const float m_new = fmaxf(row_max[half], mx * p.scale_log2);
+        // With nothing seen yet the max is -inf; subtracting 0 instead keeps exp2 at 0 rather than NaN.
+        const float base_val = m_new == -INFINITY ? 0.0f : m_new;
+        corr[half] = fast_exp2(row_max[half] - base_val);
+        row_max[half] = m_new;
+        float sum = 0.0f;
+#pragma unroll
+        for (int c = 0; c < kBlockN / 8; ++c)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& x = s[4 * c + 2 * half + e];
+            x = fast_exp2(fmaf(x, p.scale_log2, -base_val));
+            sum += x;
+          }
+        row_sum[half] = row_sum[half] * corr[half] + sum;
+      }
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) pa[kk][r] = pack2<T>(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
+    };
+
+    mbar_wait(q_bar, 0);
+    // Group 0 takes the first turn; each turn issues one tile's P V and the next tile's Q K^T back to back.
+    if (kTurns && group == 1) turn_pass(group);
+    if (kTurns) turn_wait(group);
+    mbar_wait(full_bar, 0);
+    pin(s);
+    wgmma_fence();
+    issue_qk(0);
+    wgmma_commit();
+    if (kTurns) turn_pass(group);
+    wgmma_wait<0>();
+    pin(s);
+    softmax(0);
+    for (int j = 0; j + 1 < n_tiles; ++j) {
+      const int st = j % kStages, nst = (j + 1) % kStages;
+      mbar_wait(full_bar + 8 * nst, ((j + 1) / kStages) & 1);
+      if (kTurns) turn_wait(group);
+#pragma unroll
+      for (int i = 0; i < D / 2; ++i) o[i] *= corr[(i >> 1) & 1];
+      pin(o);
+      pin(s);
+      wgmma_fence();
+      issue_pv(st);
+      issue_qk(nst);
+      wgmma_commit();
+      if (kTurns) turn_pass(group);
+      wgmma_wait<0>();
+      pin(o);
+      pin(s);
+      if (lane == 0) mbar_arrive(empty_bar + 8 * st);
+      softmax(j + 1);
+    }
+    if (kTurns) turn_wait(group);
+#pragma unroll
+    for (int i = 0; i < D / 2; ++i) o[i] *= corr[(i >> 1) & 1];
+    pin(o);
+    wgmma_fence();
+    issue_pv((n_tiles - 1) % kStages);
+    wgmma_commit();
+    // Group 1's last pass would have no turn to answer it.
+    if (kTurns && group == 0) turn_pass(group);
+    wgmma_wait<0>();
+    pin(o);
+  }
+
+  T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float sum = row_sum[half];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const int row = row0 + 8 * half;
+    if (row >= p.sq) continue;
+    T* orow = out + static_cast<int64_t>(row) * p.o_stride[2];
+#pragma unroll
+    for (int c = 0; c < D / 8; ++c)
+      *reinterpret_cast<uint32_t*>(orow + 8 * c + 2 * t) =
+          pack2<T>(o[4 * c + 2 * half] * inv, o[4 * c + 2 * half + 1] * inv);
+  }
+#endif  // MTL_FLASH_SM90_DEVICE
+}
+
+using EncodeTiled = PFN_cuTensorMapEncodeTiled_v12000;
+
+// The driver's tensor-map encoder, looked up once through the runtime (no link against the driver).
+EncodeTiled encoder() {
+  static const EncodeTiled fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult status{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &status) !=
+            cudaSuccess ||
+        status != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return EncodeTiled{nullptr};
+    }
+    return reinterpret_cast<EncodeTiled>(f);
+  }();
+  return fn;
+}
+
+// A map over a [batch, heads, rows, d] operand with element strides `stride` (batch, head, row) whose box is
+// `box_rows` rows of one 64-element column block, swizzled by 128 bytes; rows past the end read as zeros.
+// False when the driver cannot describe the layout.
+bool make_map(CUtensorMap& map, Kind kind, const void* data, int batch, int heads, int rows, int d,
+              const int64_t (&stride)[3], int box_rows) {
+  const EncodeTiled encode = encoder();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(d), static_cast<cuuint64_t>(rows),
+                              static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch)};
+  const int64_t outer[3] = {stride[2], stride[1], stride[0]};
+  cuuint64_t strides[3];
+  cuuint64_t packed = static_cast<cuuint64_t>(d) * 2;
+  for (int i = 0; i < 3; ++i) {
+    // An extent-1 dimension is never stepped over, so any stride serves; the packed one is always legal.
+    if (dims[i + 1] > 1 && outer[i] <= 0) return false;
+    strides[i] = dims[i + 1] > 1 ? static_cast<cuuint64_t>(outer[i]) * 2 : packed;
+    packed = strides[i] * dims[i + 1];
+  }
+  const cuuint32_t box[4] = {static_cast<cuuint32_t>(kCols), static_cast<cuuint32_t>(box_rows), 1, 1};
+  const cuuint32_t unit[4] = {1, 1, 1, 1};
+  const CUtensorMapDataType type =
+      kind == Kind::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  return encode(&map, type, 4, const_cast<void*>(data), dims, strides, box, unit,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <class T, int D, int kStages, bool kTurns>
+void launch_typed(const Params& p, const CUtensorMap& q_map, const CUtensorMap& k_map,
+                  const CUtensorMap& v_map, cudaStream_t stream) {
+  const auto kernel = flash_sm90_kernel<T, D, kStages, kTurns>;
+  constexpr int smem = Smem<D, kStages>::kAlloc;
+  MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((p.sq + kBlockM - 1) / kBlockM, p.hq, p.batch);
+  kernel<<<grid, kThreads, smem, stream>>>(q_map, k_map, v_map, p);
+  MTL_CUDA_CHECK_LAUNCH("sdpa flash sm90 kernel");
+}
+
+template <class T, int D>
+void launch_dim(const Params& p, const CUtensorMap& q_map, const CUtensorMap& k_map, const CUtensorMap& v_map,
+                cudaStream_t stream, int v) {
+  if (v == 1)
+    launch_typed<T, D, 2, true>(p, q_map, k_map, v_map, stream);
+  else if (v == 2)
+    launch_typed<T, D, 3, true>(p, q_map, k_map, v_map, stream);
+  else
+    launch_typed<T, D, 2, false>(p, q_map, k_map, v_map, stream);
+}
+
+// Which variant runs (exploration only): 0 the portable kernel, 1 two stages with turns, 2 three stages
+// with turns, 3 two stages without turns.
+int variant() {
+  static const int v = [] {
+    const char* e = std::getenv("METALLIC_FLASH_VARIANT");
+    return e ? std::atoi(e) : 2;
+  }();
+  return v;
+}
+
+}  // namespace
+
+bool launch_flash_sm90(const Params& p, Kind kind, cudaStream_t stream) {
+  if (p.mask || p.out_f32 || (p.d != 64 && p.d != 128) || !(p.scale_log2 > 0.0f)) return false;
+  if (variant() == 0) return false;
+  int device = 0, major = 0, minor = 0;
+  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  if (major != 9 || minor != 0) return false;  // sm_90a code runs on compute capability 9.0 only
+  CUtensorMap q_map, k_map, v_map;
+  if (!make_map(q_map, kind, p.q, p.batch, p.hq, p.sq, p.d, p.q_stride, kGroupRows) ||
+      !make_map(k_map, kind, p.k, p.batch, p.hkv, p.sk, p.d, p.k_stride, kTmaRows) ||
+      !make_map(v_map, kind, p.v, p.batch, p.hkv, p.sk, p.d, p.v_stride, kTmaRows)) {
+    if (std::getenv("METALLIC_FLASH_VARIANT")) std::fprintf(stderr, "sm90: tensor map refused\n");
+    return false;
+  }
+  const int v = variant();
+  if (kind == Kind::BF16)
+    p.d == 64 ? launch_dim<__nv_bfloat16, 64>(p, q_map, k_map, v_map, stream, v)
+              : launch_dim<__nv_bfloat16, 128>(p, q_map, k_map, v_map, stream, v);
+  else
+    p.d == 64 ? launch_dim<__half, 64>(p, q_map, k_map, v_map, stream, v)
+              : launch_dim<__half, 128>(p, q_map, k_map, v_map, stream, v);
+  return true;
+}
+
+}  // namespace metallic::cuda::attn
