@@ -1,6 +1,7 @@
 // Fused prefill attention on tensor cores (mma.sync m16n8k16): each CTA owns 64 query rows (16 per
 // warp), streams 64-key tiles of K and V through double-buffered shared memory with cp.async, and keeps
-// the running max, sum and output in registers, so the score matrix never reaches device memory.
+// the running max, sum and output in registers, so the score matrix never reaches device memory. On
+// compute capability 9.0 launch_flash first offers the call to the wgmma kernel (attention_flash_sm90.cu).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
