@@ -74,6 +74,34 @@ TEST_P(EmbeddingMisc, OutOfRangeAndErrors) {
                         ErrorCode::NotSupported);
 }
 
+// Rows of whole 16-byte words in the output dtype (the plain copy path), more ids than the copy moves at
+// once, and on CUDA ids outside the table (zero rows).
+TEST_P(EmbeddingMisc, CopiesWideRowsForManyIds) {
+  const int64_t v = 50, d = 1000, t = 300;
+  const Tensor table =
+      cast(Tensor::from_vector(ctx, test::random_floats(static_cast<size_t>(v * d), 2), {v, d}), DType::BF16);
+  const std::vector<float> vt = table.to_vector<float>();
+  std::vector<int32_t> ids(static_cast<size_t>(t));
+  for (int64_t i = 0; i < t; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37) % v);
+  if (ctx->device().is_cuda()) {
+    ids[7] = -1;
+    ids[200] = static_cast<int32_t>(v);
+  }
+  const Tensor y = embedding(table, Tensor::from_vector<int32_t>(ctx, ids, {t}), DType::BF16);
+  ASSERT_EQ(y.shape(), (Shape{t, d}));
+  ASSERT_EQ(y.dtype(), DType::BF16);
+  const std::vector<float> vy = y.to_vector<float>();
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < t; ++i) {
+    const int32_t id = ids[static_cast<size_t>(i)];
+    for (int64_t j = 0; j < d; ++j) {
+      const float want = id >= 0 && id < v ? vt[static_cast<size_t>(id * d + j)] : 0.f;
+      wrong += vy[static_cast<size_t>(i * d + j)] != want;
+    }
+  }
+  EXPECT_EQ(wrong, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, EmbeddingMisc, ::testing::Values(Device::cpu()));
 INSTANTIATE_TEST_SUITE_P(Cuda, EmbeddingMisc, ::testing::Values(Device::cuda()));
 

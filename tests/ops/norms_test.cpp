@@ -62,7 +62,8 @@ class Norms : public test::DeviceTest<Case> {
 };
 
 TEST_P(Norms, RmsNormMatchesDoubleReference) {
-  const std::vector<Shape> shapes = {{1, 1}, {5, 3}, {3, 257}, {2, 4096}, {2, 2, 3, 7}, {40000}, {3, 9000}};
+  const std::vector<Shape> shapes = {{1, 1},       {5, 3},  {3, 257},  {2, 4096},
+                                     {2, 2, 3, 7}, {40000}, {3, 9000}, {5, 3000}};
   uint32_t seed = 10;
   for (const Shape& shape : shapes) {
     const int64_t h = shape[shape.rank() - 1];
@@ -116,7 +117,7 @@ TEST_P(Norms, AddRmsNormWritesSumAndNormed) {
 
 TEST_P(Norms, LayerNormMatchesDoubleReference) {
   uint32_t seed = 40;
-  for (const Shape& shape : std::vector<Shape>{{1, 1}, {4, 3}, {3, 257}, {2, 4096}, {2, 20000}}) {
+  for (const Shape& shape : std::vector<Shape>{{1, 1}, {4, 3}, {3, 257}, {2, 4096}, {5, 3000}, {2, 20000}}) {
     const int64_t h = shape[shape.rank() - 1];
     const auto [x, vx] =
         input(shape, ++seed, dtype(), 1.f, 3.f);  // a large mean exercises the two-pass variance

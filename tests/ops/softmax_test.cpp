@@ -74,11 +74,12 @@ class Softmax : public test::DeviceTest<Case> {
 };
 
 TEST_P(Softmax, MatchesDoubleReference) {
-  const std::vector<Shape> shapes = {{1}, {1, 1}, {3, 3}, {4, 257}, {2, 3, 4096}, {2, 40000}, {2, 5000}};
+  const std::vector<Shape> shapes = {{1},          {1, 1},     {3, 3},    {4, 257},
+                                     {2, 3, 4096}, {2, 40000}, {2, 5000}, {5, 3000}};
   uint32_t seed = 1;
   for (const Shape& shape : shapes) {
     const auto [x, vx] = input(shape, ++seed);
-    for (const float scale : {1.0f, 0.125f})
+    for (const float scale : {1.0f, 0.125f, -0.5f})  // a negative scale turns the max into a min
       for (const bool log : {false, true}) {
         const double err = run(x, vx, {.scale = scale}, log);
         EXPECT_TRUE(err <= tolerance(dtype()))

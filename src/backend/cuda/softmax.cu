@@ -1,7 +1,8 @@
-// CUDA softmax and log-softmax: tpr threads own a row (a warp per 512 packs or fewer), keep it in
-// registers between the max, the sum and the write (one pass over memory); the causal mask is applied by
-// column index, never read from memory.
+// CUDA softmax and log-softmax: tpr threads own a row (a warp per 512 f32 or 256 16-bit packs or fewer), keep
+// it in registers between the max, the sum and the write (one pass over memory); the causal mask is applied
+// by column index, never read from memory.
 #include <cmath>
+#include <type_traits>
 
 #include "backend/cuda/rows.cuh"
 #include "backend/softmax.h"
@@ -22,10 +23,18 @@ struct SoftmaxParams {
   RowLayout<2> rows;
 };
 
-// Packs per thread for long rows: f32 rows hold 16 (a 4096-wide row is two warps); the 16-bit types ran
-// faster with kSmallPacks (more warps per SM for their conversions and exps) than with 8 on an H200.
+// Packs per thread for long rows: f32 rows hold 16 (a 4096-wide row is two warps), the 16-bit types 8 (also
+// two warps: on an H200 faster than 4, whose four-warp rows wait on shared-memory reductions, and than 16).
 template <class T>
-constexpr int kLongRowPacks = sizeof(T) == 4 ? 16 : kSmallPacks;
+constexpr int kLongRowPacks = sizeof(T) == 4 ? 16 : 8;
+
+// Two 16-bit elements in one register, compared as a pair.
+template <class T>
+using Pair = std::conditional_t<std::is_same_v<T, bf16>, __nv_bfloat162, __half2>;
+
+// Whether the row max is taken on pairs of stored elements: 16-bit types without a per-element mask.
+template <class T, int W, bool Causal>
+constexpr bool Packed = sizeof(T) == 2 && W % 2 == 0 && !Causal;
 
 // Causal: columns past the mask are neither read nor exponentiated (the non-causal instances skip the
 // per-element test altogether). P packs per thread stay in registers; longer rows re-read the excess.
@@ -70,27 +79,70 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
     if (live(j)) v[k] = load(j);
   }
   float max = -INFINITY;
-  auto pack_max = [&](const Pack<T, W>& a, int64_t j) {
-    const int n = Causal ? kept_in(j) : W;
+  if constexpr (Packed<T, W, Causal>) {
+    // The stored values two at a time (one instruction per pair), scaled once at the end: rounding is
+    // monotonic, so the max of the scaled values is the scaled max (for a negative scale, the scaled min).
+    using H2 = Pair<T>;
+    uint32_t hi_bits = std::is_same_v<T, bf16> ? 0xff80ff80u : 0xfc00fc00u, lo_bits = hi_bits ^ 0x80008000u;
+    H2 hi = *reinterpret_cast<const H2*>(&hi_bits), lo = *reinterpret_cast<const H2*>(&lo_bits);
+    auto fold = [&](auto use_max) {
+      auto pairs = [&](const Pack<T, W>& a) {
 #pragma unroll
-    for (int e = 0; e < W; ++e) max = fmaxf(max, value(a, n, e));
-  };
+        for (int e = 0; e < W / 2; ++e) {
+          const H2 h = reinterpret_cast<const H2*>(&a)[e];
+          if constexpr (decltype(use_max)::value)
+            hi = __hmax2(hi, h);
+          else
+            lo = __hmin2(lo, h);
+        }
+      };
 #pragma unroll
-  for (int k = 0; k < P; ++k) {
-    const int64_t j = lane + int64_t{k} * tpr;
-    if (live(j)) pack_max(v[k], j);
+      for (int k = 0; k < P; ++k)
+        if (live(lane + int64_t{k} * tpr)) pairs(v[k]);
+      for (int64_t j = lane + int64_t{P} * tpr; live(j); j += tpr) pairs(load(j));
+    };
+    if (p.scale >= 0.f)
+      fold(std::true_type{});
+    else
+      fold(std::false_type{});
+    const Pack<T, 2> h = *reinterpret_cast<const Pack<T, 2>*>(&hi),
+                     l = *reinterpret_cast<const Pack<T, 2>*>(&lo);
+    max = p.scale >= 0.f ? fmaxf(to_f32(h.v[0]), to_f32(h.v[1])) * p.scale
+                         : fminf(to_f32(l.v[0]), to_f32(l.v[1])) * p.scale;
+  } else {
+    auto pack_max = [&](const Pack<T, W>& a, int64_t j) {
+      const int n = Causal ? kept_in(j) : W;
+#pragma unroll
+      for (int e = 0; e < W; ++e) max = fmaxf(max, value(a, n, e));
+    };
+#pragma unroll
+    for (int k = 0; k < P; ++k) {
+      const int64_t j = lane + int64_t{k} * tpr;
+      if (live(j)) pack_max(v[k], j);
+    }
+    for (int64_t j = lane + int64_t{P} * tpr; live(j); j += tpr) pack_max(load(j), j);
   }
-  for (int64_t j = lane + int64_t{P} * tpr; live(j); j += tpr) pack_max(load(j), j);
   max = row_max(max, tpr);
-  // A fully masked row has max -inf; shifting by 0 keeps every exp at exactly 0 instead of NaN. The
-  // difference is taken before the scaling by log2(e) so that large inputs lose no accuracy.
+  // A fully masked row has max -inf; shifting by 0 keeps every exp at exactly 0 instead of NaN.
   const float shift = kept == 0 ? 0.f : max;
+  // 2^((value - shift) log2 e). f32 takes the difference before the scaling by log2(e) so that large inputs
+  // lose no accuracy; the 16-bit types take one fma of the stored element, whose pre-scaled terms round
+  // far below the output's own rounding.
+  const float x_log2 = p.scale * kLog2e, shift_log2 = shift * kLog2e;
+  auto exp_of = [&](const Pack<T, W>& a, int n, int e) {
+    if constexpr (sizeof(T) == 2) {
+      const float t = fmaf(to_f32(a.v[e]), x_log2, -shift_log2);
+      return fast_exp2(Causal && e >= n ? -INFINITY : t);
+    } else {
+      return fast_exp2((value(a, n, e) - shift) * kLog2e);
+    }
+  };
   float sum = 0;
   auto pack_sum = [&](const Pack<T, W>& a, int64_t j) {
     const int n = Causal ? kept_in(j) : W;
     float s = 0;
 #pragma unroll
-    for (int e = 0; e < W; ++e) s += fast_exp2((value(a, n, e) - shift) * kLog2e);
+    for (int e = 0; e < W; ++e) s += exp_of(a, n, e);
     sum += s;
   };
 #pragma unroll
@@ -103,6 +155,8 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
   if (!active) return;
   const float inv = 1.f / sum;
   const float log_sum = logf(sum);
+  // The 16-bit types divide by the sum inside the exponent: one fma and one exp per element.
+  const float out_shift_log2 = shift_log2 + log2f(sum);
 
   // Masked columns are exact (0 or -inf) even when a NaN elsewhere poisons the row.
   auto write = [&](int64_t j, const Pack<T, W>& a) {
@@ -110,11 +164,20 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
     float y[W];
     if (p.log) {
 #pragma unroll
-      for (int e = 0; e < W; ++e) y[e] = Causal && e >= n ? -INFINITY : value(a, n, e) - shift - log_sum;
+      for (int e = 0; e < W; ++e) {
+        if constexpr (sizeof(T) == 2)  // an instruction and a rounding fewer than value() - shift
+          y[e] = Causal && e >= n ? -INFINITY : fmaf(to_f32(a.v[e]), p.scale, -shift) - log_sum;
+        else
+          y[e] = Causal && e >= n ? -INFINITY : value(a, n, e) - shift - log_sum;
+      }
     } else {
 #pragma unroll
-      for (int e = 0; e < W; ++e)
-        y[e] = Causal && e >= n ? 0.f : fast_exp2((value(a, n, e) - shift) * kLog2e) * inv;
+      for (int e = 0; e < W; ++e) {
+        if constexpr (sizeof(T) == 2)
+          y[e] = Causal && e >= n ? 0.f : fast_exp2(fmaf(to_f32(a.v[e]), x_log2, -out_shift_log2));
+        else
+          y[e] = Causal && e >= n ? 0.f : exp_of(a, n, e) * inv;
+      }
     }
     store_pack<T, W>(out + j * W * co, pack_from_f32<T, W>(y));
   };
