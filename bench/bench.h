@@ -25,8 +25,8 @@ class Harness {
   void* stream() const;
 
   /// Median over `iters` runs (after `warmup` runs) of fn's time on the context's stream, measured with
-  /// CUDA events around each call. With `flush_l2` a 256 MiB buffer is overwritten before each timed run
-  /// (outside the events) so that inputs smaller than L2 do not stay cached between runs.
+  /// CUDA events around each call. With `flush_l2` a 256 MiB buffer is read before each timed run (outside
+  /// the events) so that inputs smaller than L2 do not stay cached between runs.
   double time_ms(const std::function<void()>& fn, bool flush_l2 = false, int iters = 30, int warmup = 5);
 
   /// Prints one JSON line {op, shape, dtype, ms, GBps, frac_copy, TFLOPs, frac_gemm}. `bytes` is the
@@ -44,9 +44,13 @@ class Harness {
 
  private:
   std::shared_ptr<Context> ctx_;
-  void* flush_ = nullptr;  // device buffer overwritten to evict L2
+  void* flush_ = nullptr;  // device buffer read to evict L2
   double copy_gbps_ = 0, gemm_tflops_ = 0;
 };
+
+/// Enqueues on `stream` (a cudaStream_t) a read of the device buffer's `bytes` (a multiple of 16, well over
+/// the L2 size) that leaves L2 holding only clean lines of it; the buffer's last 4 KiB are overwritten.
+void evict_l2(const void* buffer, size_t bytes, void* stream);
 
 using CaseFn = void (*)(Harness&);
 /// Adds a case to the registry (used by METALLIC_BENCH); returns a dummy for static initialisation.

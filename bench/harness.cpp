@@ -59,6 +59,7 @@ int register_case(const char* name, CaseFn fn) {
 Harness::Harness() {
   ctx_ = Context::create(Device::cuda(0));
   MTL_CUDA_CHECK(cudaMalloc(&flush_, kFlushBytes));
+  MTL_CUDA_CHECK(cudaMemset(flush_, 0, kFlushBytes));
 }
 
 Harness::~Harness() {
@@ -76,7 +77,7 @@ double Harness::time_ms(const std::function<void()>& fn, bool flush_l2, int iter
   MTL_CUDA_CHECK(cudaEventCreate(&stop));
   std::vector<float> times;
   for (int i = 0; i < iters; ++i) {
-    if (flush_l2) MTL_CUDA_CHECK(cudaMemsetAsync(flush_, i & 0xff, kFlushBytes, s));
+    if (flush_l2) evict_l2(flush_, kFlushBytes, s);
     MTL_CUDA_CHECK(cudaEventRecord(start, s));
     fn();
     MTL_CUDA_CHECK(cudaEventRecord(stop, s));
