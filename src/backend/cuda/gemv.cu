@@ -95,7 +95,8 @@ struct DenseArgs {
 template <class E, class T, int MM, int R, bool Norm, Epilogue Epi>
 __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   constexpr int V = kVecs<E>;
-  constexpr int U = (V == 1 ? 8 : 4) / R;  // chunks per row and step: 8 16-byte vectors in flight per thread
+  // Chunks per row and step: 8 16-byte vectors in flight per thread (or R of them, if more).
+  constexpr int U = R * V >= 8 ? 1 : 8 / (R * V);
   constexpr bool kGated = Epi == Epilogue::SwiGLU;
   constexpr int kOuts = kGated ? R / 2 : R;  // output columns per block
   static_assert(!kGated || R % 2 == 0, "SwiGLU pairs gate and up rows");
@@ -256,12 +257,9 @@ __global__ void __launch_bounds__(kThreads)
   if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = E(v + (bias ? bias[n] : 0.f));
 }
 
-template <class T, int MM, bool Norm, Epilogue Epi>
+template <class T, int MM, int R, bool Norm, Epilogue Epi>
 void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
             const Tensor& out, cudaStream_t s) {
-  // Two rows per block keep x's loads shared while blocks stay short; from 4 rows of x on, 4 weight rows
-  // share each x load (the x traffic through L1 grows with M).
-  constexpr int R = MM >= 4 ? 4 : 2;
   constexpr int kOuts = Epi == Epilogue::SwiGLU ? R / 2 : R;
   const DenseArgs<T> a{static_cast<const uint8_t*>(w.data()),
                        row_bytes,
@@ -286,18 +284,37 @@ void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bi
   MTL_CUDA_CHECK_LAUNCH("linear: gemv");
 }
 
+// Weight rows per block for a single row of x: as many as still let one step of loads (8 16-byte vectors
+// per thread) cover them, so that a block is a single memory round trip and fewer blocks are launched,
+// reduced and retired; rows longer than one step take 2 per block.
+int single_row_block_rows(int64_t k, DType w) {
+  const int64_t vectors = k / 8 * (w == DType::F32 ? 2 : 1);  // per weight row
+  for (int r = 8; r >= 1; r /= 2)
+    if (vectors * r <= int64_t{8} * kThreads) return r;
+  return 2;
+}
+
 template <class T, bool Norm, Epilogue Epi>
 void launch_rows(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
                  const Tensor& out, cudaStream_t s) {
   const int64_t m = x.dim(0);
-  if (m == 1)
-    launch<T, 1, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
-  else if (m == 2)
-    launch<T, 2, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
-  else if (m <= 4)
-    launch<T, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
-  else
-    launch<T, 8, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
+  // From 2 rows of x on, 2 or 4 weight rows per block share each x load (the x traffic through L1 grows
+  // with M). SwiGLU pairs a gate and an up row, so it never takes a single row.
+  constexpr int kOne = Epi == Epilogue::SwiGLU ? 2 : 1;
+  if (m == 1) {
+    switch (single_row_block_rows(x.dim(1), w.dtype())) {
+      case 8: launch<T, 1, 8, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+      case 4: launch<T, 1, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+      case 1: launch<T, 1, kOne, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+      default: launch<T, 1, 2, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+    }
+  } else if (m == 2) {
+    launch<T, 2, 2, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
+  } else if (m <= 4) {
+    launch<T, 4, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
+  } else {
+    launch<T, 8, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
+  }
 }
 
 template <class T, bool Norm>
