@@ -8,6 +8,8 @@
 #include "backend/cpu/rows.h"
 #include "backend/matmul.h"
 #include "backend/scalar.h"
+#include "metallic/core/context.h"
+#include "metallic/core/memory_pool.h"
 
 namespace metallic::cpu {
 
@@ -15,7 +17,10 @@ void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, con
                   const Tensor& out) {
   const int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
   const std::shared_ptr<Context>& ctx = x.context();
-  const Tensor xf = Tensor::empty(ctx, {m, k}, DType::F32), y = Tensor::empty(ctx, {m, n}, DType::F32);
+  MemoryPool& pool = ctx->pool();
+  const MemoryPool::Mark mark = pool.mark();
+  const Tensor xf = Tensor::empty(ctx, {m, k}, DType::F32, Storage::Pool),
+               y = Tensor::empty(ctx, {m, n}, DType::F32, Storage::Pool);
   const std::vector<double> g = values_or(o.norm_weight, k, 1.0);
   backend::visit_dense(x.dtype(), "fused_linear", [&](auto tag) {
     using T = decltype(tag);
@@ -60,6 +65,7 @@ void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, con
       }
     }
   });
+  pool.release(mark);
 }
 
 bool fused_linear_single_pass(const Tensor&, int64_t) { return true; }
