@@ -1,5 +1,7 @@
 #include "metallic/ops/fused_linear.h"
 
+#include <utility>
+
 #include "backend/fused_linear.h"
 #include "metallic/model/quant.h"
 #include "metallic/ops/copy.h"

@@ -4,7 +4,8 @@
 //   t, t + 128, ... (8 elements each), U of them per row and step, all loads of a step issued before any is
 //   used, with L1-bypassing non-coherent loads (W is read once) while x (small, reused by every row) goes
 //   through L1. A block is a few memory round trips long, so thousands of them spread evenly over the SMs,
-//   and a shared-memory sum joins the warps' partial dot products;
+//   and a shared-memory sum joins the warps' partial dot products. Once its loads have returned, a block
+//   lets the next kernel launch, so that kernel's own weight loads overlap this one's reductions;
 // - the fused forms of fused_linear (RMSNorm of x before, residual add or SwiGLU after) for dense weights;
 // - 3 to 8 rows of f16/bf16 x against weights of the same type run on the tensor cores (gemv_mma);
 // - block-quantized weights go to the integer GEMV of gemv_int8.cu.
@@ -95,7 +96,7 @@ struct DenseArgs {
 template <class E, class T, int MM, int R, bool Norm, Epilogue Epi>
 __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   constexpr int V = kVecs<E>;
-  // Chunks per row and step: 8 16-byte vectors in flight per thread (or R of them, if more).
+  // Chunks per row and step: 8 16-byte vectors in flight per thread (R * V when that is more).
   constexpr int U = R * V >= 8 ? 1 : 8 / (R * V);
   constexpr bool kGated = Epi == Epilogue::SwiGLU;
   constexpr int kOuts = kGated ? R / 2 : R;  // output columns per block
