@@ -10,6 +10,7 @@
 #include "metallic/ops/attention.h"
 #include "metallic/ops/copy.h"
 #include "metallic/ops/embedding.h"
+#include "metallic/ops/fused_linear.h"
 #include "metallic/ops/matmul.h"
 #include "metallic/ops/norms.h"
 #include "metallic/ops/rope.h"
@@ -274,10 +275,6 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
     return Tensor::empty(context_, shape, dtype, Storage::Pool);
   };
   const DType kv = cache.dtype(), a = activation_dtype(n);
-  // `h` and `sub` are f32; their `a` twins (the same tensors when a is f32) meet the products.
-  const Tensor h = scratch({n, c.n_embd}, DType::F32), sub = scratch({n, c.n_embd}, DType::F32);
-  const Tensor ha = a == DType::F32 ? h : scratch({n, c.n_embd}, a);
-  const Tensor suba = a == DType::F32 ? sub : scratch({n, c.n_embd}, a);
   const Tensor qkv = scratch({n, q_dim + 2 * kv_dim}, a);
   const Tensor q = qkv.narrow(1, 0, q_dim), k = qkv.narrow(1, q_dim, kv_dim),
                v = qkv.narrow(1, q_dim + kv_dim, kv_dim);
@@ -292,10 +289,64 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
   const bool prefix = placement.start >= 0;
   const int64_t keys = prefix ? placement.start + n : cache.capacity();
   AttentionOptions attention{0.0f, prefix, placement.start, {}, placement.key_length};
+
+  const auto attend = [&](int64_t layer) {
+    rope_kv_write(q.view(q_heads), k.view(kv_heads), v.view(kv_heads), placement.positions, rope_options,
+                  qh.view(q_heads), cache.keys(layer), cache.values(layer));
+    // Attention reads the cache in its seq-major layout through [B, H, S, D] views.
+    scaled_dot_product_attention(qh.view(q_heads).permute({0, 2, 1, 3}),
+                                 cache.keys(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}),
+                                 cache.values(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}), attention,
+                                 o.view(q_heads).permute({0, 2, 1, 3}));
+  };
+  // Products take their RMSNorm and residual add along where each runs as one kernel (the CPU, and decode
+  // on a GPU with dense weights); elsewhere fused_linear would run the separate ops, and the pair of a
+  // residual add and the next RMSNorm is one kernel (add_rms_norm) in the unfused sequence below.
+  const auto single_pass = [&](const Tensor& w) { return !w.defined() || fused_linear_single_pass(w, n); };
+  bool fuse = a == DType::F32 && single_pass(output_);
+  for (const LayerWeights& L : layers_)
+    fuse = fuse && single_pass(L.wqkv) && single_pass(L.wq) && single_pass(L.wk) && single_pass(L.wv) &&
+           single_pass(L.wo) && single_pass(L.w_gate_up) && single_pass(L.w_gate) && single_pass(L.w_up) &&
+           single_pass(L.w_down);
+
+  if (fuse) {
+    // Every RMSNorm runs inside the product that reads its output, and every residual add inside the
+    // product that feeds it: x stays the residual stream throughout.
+    const auto normed = [&](const Tensor& gain, LinearEpilogue epilogue = LinearEpilogue::Store) {
+      return FusedLinearOptions{true, gain, c.rms_eps, epilogue};
+    };
+    const FusedLinearOptions accumulate{false, {}, 0.f, LinearEpilogue::Accumulate};
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const LayerWeights& L = layers_[l];
+      if (L.wqkv.defined()) {
+        fused_linear(x, L.wqkv, L.bqkv, normed(L.attn_norm), qkv);
+      } else {
+        fused_linear(x, L.wq, L.bq, normed(L.attn_norm), q);
+        fused_linear(x, L.wk, L.bk, normed(L.attn_norm), k);
+        fused_linear(x, L.wv, L.bv, normed(L.attn_norm), v);
+      }
+      attend(static_cast<int64_t>(l));
+      fused_linear(o, L.wo, {}, accumulate, x);
+      if (L.w_gate_up.defined()) {
+        fused_linear(x, L.w_gate_up, {}, normed(L.ffn_norm, LinearEpilogue::SwiGLU), act);
+      } else {
+        fused_linear(x, L.w_gate, {}, normed(L.ffn_norm), gate);
+        fused_linear(x, L.w_up, {}, normed(L.ffn_norm), up);
+        swiglu(gate, up, act);
+      }
+      fused_linear(act, L.w_down, {}, accumulate, x);
+    }
+    fused_linear(logits.dim(0) == n ? x : x.narrow(0, n - 1, 1), output_, {}, normed(output_norm_), logits);
+    return;
+  }
+
+  // `h` and `sub` are f32; their `a` twins (the same tensors when a is f32) meet the products.
+  const Tensor h = scratch({n, c.n_embd}, DType::F32), sub = scratch({n, c.n_embd}, DType::F32);
+  const Tensor ha = a == DType::F32 ? h : scratch({n, c.n_embd}, a);
+  const Tensor suba = a == DType::F32 ? sub : scratch({n, c.n_embd}, a);
   const auto to = [](const Tensor& from, const Tensor& into) {
     if (from.data() != into.data()) copy(from, into);
   };
-
   rms_norm(x, layers_.front().attn_norm, c.rms_eps, h);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerWeights& L = layers_[l];
@@ -308,13 +359,7 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
       linear(ha, L.wk, L.bk, k);
       linear(ha, L.wv, L.bv, v);
     }
-    rope_kv_write(q.view(q_heads), k.view(kv_heads), v.view(kv_heads), placement.positions, rope_options,
-                  qh.view(q_heads), cache.keys(layer), cache.values(layer));
-    // Attention reads the cache in its seq-major layout through [B, H, S, D] views.
-    scaled_dot_product_attention(qh.view(q_heads).permute({0, 2, 1, 3}),
-                                 cache.keys(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}),
-                                 cache.values(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}), attention,
-                                 o.view(q_heads).permute({0, 2, 1, 3}));
+    attend(layer);
     to(o, oa);
     linear(oa, L.wo, {}, suba);
     to(suba, sub);

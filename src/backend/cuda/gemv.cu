@@ -4,7 +4,9 @@
 //   t, t + 128, ... (8 elements each), U of them per row and step, all loads of a step issued before any is
 //   used, with L1-bypassing non-coherent loads (W is read once) while x (small, reused by every row) goes
 //   through L1. A block is a few memory round trips long, so thousands of them spread evenly over the SMs,
-//   and a shared-memory sum joins the warps' partial dot products;
+//   and a shared-memory sum joins the warps' partial dot products. Once its loads have returned, a block
+//   lets the next kernel launch, so that kernel's own weight loads overlap this one's reductions;
+// - the fused forms of fused_linear (RMSNorm of x before, residual add or SwiGLU after) for dense weights;
 // - 3 to 8 rows of f16/bf16 x against weights of the same type run on the tensor cores (gemv_mma);
 // - block-quantized weights go to the integer GEMV of gemv_int8.cu.
 #include <cuda_fp16.h>
@@ -72,21 +74,43 @@ __device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8]) 
 }
 
 // ---- dense weights (F32, F16, BF16), 16-byte aligned rows ------------------------------------------------
+// The fused forms cost the weight stream nothing: the RMSNorm of x is a per-row factor, so each block sums
+// x^2 beside its dot products (every block reads all of x anyway) and scales its sums once; the SwiGLU
+// epilogue gives a block gate row j and up row N/2 + j, so it can combine them itself.
 
-template <class E, class T, int MM, int R>
-__global__ void __launch_bounds__(kThreads)
-    gemv_dense(const uint8_t* __restrict__ w, int64_t row_bytes, const T* __restrict__ x, int64_t ldx, int M,
-               int K, int N, const float* __restrict__ bias, T* __restrict__ out) {
+enum class Epilogue { Store, Accumulate, SwiGLU };
+
+template <class T>
+struct DenseArgs {
+  const uint8_t* w;
+  int64_t row_bytes;
+  const T* x;
+  int64_t ldx;
+  int M, K, N;
+  const float* bias;  // null: zeros
+  T* out;             // [M, N], or [M, N / 2] for SwiGLU
+  const float* norm;  // RMSNorm gain, null: ones (used with Norm only)
+  float eps;
+};
+
+template <class E, class T, int MM, int R, bool Norm, Epilogue Epi>
+__global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   constexpr int V = kVecs<E>;
-  constexpr int U = (V == 1 ? 8 : 4) / R;  // chunks per row and step: 8 16-byte vectors in flight per thread
+  // Chunks per row and step: 8 16-byte vectors in flight per thread (R * V when that is more).
+  constexpr int U = R * V >= 8 ? 1 : 8 / (R * V);
+  constexpr bool kGated = Epi == Epilogue::SwiGLU;
+  constexpr int kOuts = kGated ? R / 2 : R;  // output columns per block
+  static_assert(!kGated || R % 2 == 0, "SwiGLU pairs gate and up rows");
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int row0 = blockIdx.x * R;
+  const int M = a.M, N = a.N, half = N / 2, col0 = blockIdx.x * kOuts;
   const uint4* rows[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r)  // rows past N re-read the last row; their sums are dropped
-    rows[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(row0 + r, N - 1)) * row_bytes);
-  const int chunks = K / 8;
-  float acc[R][MM] = {};
+  for (int r = 0; r < R; ++r) {  // rows past the end re-read the last one; their sums are dropped
+    const int row = kGated ? min(col0 + r % kOuts, half - 1) + (r < kOuts ? 0 : half) : min(col0 + r, N - 1);
+    rows[r] = reinterpret_cast<const uint4*>(a.w + static_cast<int64_t>(row) * a.row_bytes);
+  }
+  const int chunks = a.K / 8;
+  float acc[R][MM] = {}, ss[MM] = {};
   // Launched as a programmatic dependent: the first weight loads overlap the end of the kernel that
   // writes x, and everything past the wait may read x and write out.
   if (tid >= chunks) wait_for_producer();
@@ -106,36 +130,64 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < U; ++j) {
       const int c = c0 + kThreads * j;
       if (c >= chunks) break;
-      float wf[R][8];
+      float wf[R][8], g[8];
 #pragma unroll
       for (int r = 0; r < R; ++r) unpack8<E>(wv[j][r], wf[r]);
+      if constexpr (Norm) {
+        if (a.norm)
+          load_x8(a.norm + 8 * c, g);
+        else
+#pragma unroll
+          for (int i = 0; i < 8; ++i) g[i] = 1.f;
+      }
 #pragma unroll
       for (int m = 0; m < MM; ++m) {
         float xv[8];
-        load_x8(x + min(m, M - 1) * ldx + 8 * c, xv);
+        load_x8(a.x + min(m, M - 1) * a.ldx + 8 * c, xv);
+        if constexpr (Norm) {
+          ss[m] += dot8(xv, xv);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) xv[i] *= g[i];
+        }
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[r][m] += dot8(wf[r], xv);
       }
     }
   }
-  // Warp sums, then the 4 warps' sums through shared memory.
-  __shared__ float part[kThreads / 32][R * MM];
+  // Every weight load has returned: the next kernel may launch and start its own.
+  allow_dependents();
+  // Warp sums, then the 4 warps' sums through shared memory (the row sums of x^2 after the products).
+  constexpr int kSums = R * MM + (Norm ? MM : 0);
+  __shared__ float part[kThreads / 32][kSums];
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+  for (int i = 0; i < kSums; ++i) {
+    float v = i < R * MM ? acc[i / MM][i % MM] : ss[i - R * MM];
 #pragma unroll
-    for (int m = 0; m < MM; ++m) {
-      float v = acc[r][m];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-      if (lane == 0) part[warp][r * MM + m] = v;
-    }
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) part[warp][i] = v;
+  }
   __syncthreads();
-  if (tid < R * MM) {
-    const int r = tid / MM, m = tid % MM, n = row0 + r;
+  if (tid >= kOuts * MM) return;
+  const int r = tid / MM, m = tid % MM, n = col0 + r;
+  const auto sum = [&](int i) {
     float v = 0.f;
 #pragma unroll
-    for (int i = 0; i < kThreads / 32; ++i) v += part[i][tid];
-    if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = T(v + (bias ? bias[n] : 0.f));
+    for (int w = 0; w < kThreads / 32; ++w) v += part[w][i];
+    return v;
+  };
+  float scale = 1.f;
+  if constexpr (Norm) scale = rsqrtf(sum(R * MM + m) / static_cast<float>(a.K) + a.eps);
+  if constexpr (kGated) {
+    if (n >= half || m >= M) return;
+    const float gate = scale * sum(tid) + (a.bias ? a.bias[n] : 0.f);
+    const float up = scale * sum(tid + kOuts * MM) + (a.bias ? a.bias[half + n] : 0.f);
+    a.out[static_cast<int64_t>(m) * half + n] = T(gate / (1.f + __expf(-gate)) * up);
+  } else {
+    if (n >= N || m >= M) return;
+    float v = scale * sum(tid) + (a.bias ? a.bias[n] : 0.f);
+    T* o = a.out + static_cast<int64_t>(m) * N + n;
+    if constexpr (Epi == Epilogue::Accumulate) v += static_cast<float>(*o);
+    *o = T(v);
   }
 }
 
@@ -206,20 +258,23 @@ __global__ void __launch_bounds__(kThreads)
   if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = E(v + (bias ? bias[n] : 0.f));
 }
 
-template <class T, int MM>
-void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-            cudaStream_t s) {
-  // Two rows per block keep x's loads shared while blocks stay short; from 4 rows of x on, 4 weight rows
-  // share each x load (the x traffic through L1 grows with M).
-  constexpr int R = MM >= 4 ? 4 : 2;
-  const int M = static_cast<int>(x.dim(0)), K = static_cast<int>(x.dim(1)), N = static_cast<int>(out.dim(1));
-  const unsigned grid = static_cast<unsigned>((N + R - 1) / R);
-  const auto* pw = static_cast<const uint8_t*>(w.data());
-  const T* px = x.data_as<T>();
-  T* po = out.data_as<T>();
-  const int64_t ldx = x.stride(0);
-#define MTL_DENSE(E) \
-  launch_dependent(gemv_dense<E, T, MM, R>, grid, kThreads, 0, s, pw, row_bytes, px, ldx, M, K, N, bias, po)
+template <class T, int MM, int R, bool Norm, Epilogue Epi>
+void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
+            const Tensor& out, cudaStream_t s) {
+  constexpr int kOuts = Epi == Epilogue::SwiGLU ? R / 2 : R;
+  const DenseArgs<T> a{static_cast<const uint8_t*>(w.data()),
+                       row_bytes,
+                       x.data_as<T>(),
+                       x.stride(0),
+                       static_cast<int>(x.dim(0)),
+                       static_cast<int>(x.dim(1)),
+                       static_cast<int>(w.dim(0)),
+                       bias,
+                       out.data_as<T>(),
+                       f.norm,
+                       f.eps};
+  const unsigned grid = static_cast<unsigned>((out.dim(1) + kOuts - 1) / kOuts);
+#define MTL_DENSE(E) launch_dependent(gemv_dense<E, T, MM, R, Norm, Epi>, grid, kThreads, 0, s, a)
   switch (w.dtype()) {
     case DType::F32: MTL_DENSE(float); break;
     case DType::F16: MTL_DENSE(f16); break;
@@ -230,12 +285,62 @@ void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bi
   MTL_CUDA_CHECK_LAUNCH("linear: gemv");
 }
 
-template <class T>
-void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-                cudaStream_t s) {
+// Weight rows per block for a single row of x: as many as still let one step of loads (8 16-byte vectors
+// per thread) cover them, so that a block is a single memory round trip and fewer blocks are launched,
+// reduced and retired; rows longer than one step take 2 per block.
+int single_row_block_rows(int64_t k, DType w) {
+  const int64_t vectors = k / 8 * (w == DType::F32 ? 2 : 1);  // per weight row
+  for (int r = 8; r >= 1; r /= 2)
+    if (vectors * r <= int64_t{8} * kThreads) return r;
+  return 2;
+}
+
+template <class T, bool Norm, Epilogue Epi>
+void launch_rows(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
+                 const Tensor& out, cudaStream_t s) {
   const int64_t m = x.dim(0);
+  // From 2 rows of x on, 2 or 4 weight rows per block share each x load (the x traffic through L1 grows
+  // with M). SwiGLU pairs a gate and an up row, so it never takes a single row.
+  constexpr int kOne = Epi == Epilogue::SwiGLU ? 2 : 1;
+  if (m == 1) {
+    switch (single_row_block_rows(x.dim(1), w.dtype())) {
+      case 8: launch<T, 1, 8, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+      case 4: launch<T, 1, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+      case 1: launch<T, 1, kOne, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+      default: launch<T, 1, 2, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
+    }
+  } else if (m == 2) {
+    launch<T, 2, 2, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
+  } else if (m <= 4) {
+    launch<T, 4, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
+  } else {
+    launch<T, 8, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s);
+  }
+}
+
+template <class T, bool Norm>
+void launch_epilogue(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias,
+                     const GemvFusion& f, const Tensor& out, cudaStream_t s) {
+  switch (f.epilogue) {
+    case LinearEpilogue::Store:
+      launch_rows<T, Norm, Epilogue::Store>(x, w, row_bytes, bias, f, out, s);
+      break;
+    case LinearEpilogue::Accumulate:
+      launch_rows<T, Norm, Epilogue::Accumulate>(x, w, row_bytes, bias, f, out, s);
+      break;
+    case LinearEpilogue::SwiGLU:
+      launch_rows<T, Norm, Epilogue::SwiGLU>(x, w, row_bytes, bias, f, out, s);
+      break;
+  }
+}
+
+template <class T>
+void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
+                const Tensor& out, cudaStream_t s) {
+  const int64_t m = x.dim(0);
+  const bool fused = f.rms_norm || f.epilogue != LinearEpilogue::Store;
   if constexpr (sizeof(T) == 2) {
-    if (m >= 3 && w.dtype() == x.dtype() && x.dim(1) % 32 == 0) {
+    if (!fused && m >= 3 && w.dtype() == x.dtype() && x.dim(1) % 32 == 0) {
       const int N = static_cast<int>(out.dim(1));
       gemv_mma<T><<<static_cast<unsigned>((N + 15) / 16), kThreads, 0, s>>>(
           static_cast<const uint8_t*>(w.data()), row_bytes, x.data_as<T>(), x.stride(0), static_cast<int>(m),
@@ -244,14 +349,10 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
       return;
     }
   }
-  if (m == 1)
-    launch<T, 1>(x, w, row_bytes, bias, out, s);
-  else if (m == 2)
-    launch<T, 2>(x, w, row_bytes, bias, out, s);
-  else if (m <= 4)
-    launch<T, 4>(x, w, row_bytes, bias, out, s);
+  if (f.rms_norm)
+    launch_epilogue<T, true>(x, w, row_bytes, bias, f, out, s);
   else
-    launch<T, 8>(x, w, row_bytes, bias, out, s);
+    launch_epilogue<T, false>(x, w, row_bytes, bias, f, out, s);
 }
 
 }  // namespace
@@ -267,8 +368,10 @@ bool gemv_supported(const Tensor& w, int64_t row_bytes) {
 }
 
 void gemv(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-          cudaStream_t s) {
+          cudaStream_t s, const GemvFusion& fusion) {
   if (is_quantized(w.dtype())) {
+    check(!fusion.rms_norm && fusion.epilogue == LinearEpilogue::Store, ErrorCode::Internal,
+          "linear: the integer GEMV has no fused forms");
     gemv_int8(x, w, row_bytes, bias, out, s);
     return;
   }
@@ -283,9 +386,9 @@ void gemv(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias
     metallic::copy(x, xa);
   }
   switch (out.dtype()) {
-    case DType::F32: gemv_typed<float>(xa, w, row_bytes, bias, out, s); break;
-    case DType::F16: gemv_typed<f16>(xa, w, row_bytes, bias, out, s); break;
-    case DType::BF16: gemv_typed<bf16>(xa, w, row_bytes, bias, out, s); break;
+    case DType::F32: gemv_typed<float>(xa, w, row_bytes, bias, fusion, out, s); break;
+    case DType::F16: gemv_typed<f16>(xa, w, row_bytes, bias, fusion, out, s); break;
+    case DType::BF16: gemv_typed<bf16>(xa, w, row_bytes, bias, fusion, out, s); break;
     default: fail(ErrorCode::NotSupported, "linear: dtype ", name(out.dtype()));
   }
   pool.release(mark);  // stream order makes the copy reusable by later work on this stream

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "metallic/core/tensor.h"
+#include "metallic/ops/fused_linear.h"
 
 namespace metallic::cuda {
 
@@ -16,9 +17,17 @@ constexpr int64_t kGemvMaxRows = 8;
 /// True when gemv() handles `w` (rows `row_bytes` apart): a type it decodes and the alignment it needs.
 bool gemv_supported(const Tensor& w, int64_t row_bytes);
 
+/// The steps of fused_linear the GEMV folds around its product, for dense weights only.
+struct GemvFusion {
+  bool rms_norm = false;        ///< normalise each row of x over K first
+  const float* norm = nullptr;  ///< the norm's gain [K] (f32), null: ones
+  float eps = 0.f;              ///< the norm's epsilon
+  LinearEpilogue epilogue = LinearEpilogue::Store;
+};
+
 /// out [M, N] (dense, x's dtype) = x [M, K] (dense rows, M <= kGemvMaxRows) times w^T, plus `bias` (f32 [N]
-/// or null).
+/// or null), with `fusion` applied (out [M, N / 2] for SwiGLU); block-quantized w takes no fusion.
 void gemv(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-          cudaStream_t s);
+          cudaStream_t s, const GemvFusion& fusion = {});
 
 }  // namespace metallic::cuda

@@ -1,0 +1,37 @@
+// linear() with the transformer's neighbouring steps folded in: the RMSNorm that precedes a projection, and
+// the residual add or the SwiGLU gate that follows it. A decode step then runs one kernel where it ran two
+// or three, which is most of its cost for small models.
+#pragma once
+
+#include "metallic/core/tensor.h"
+
+namespace metallic {
+
+/// What fused_linear does with the product y = x' W^T + b.
+enum class LinearEpilogue {
+  Store,       ///< out = y
+  Accumulate,  ///< out += y (the residual update)
+  SwiGLU,  ///< out [..., N/2] = silu(y[..., :N/2]) * y[..., N/2:]: W holds the gate rows, then the up rows
+};
+
+/// The steps fused around the product.
+struct FusedLinearOptions {
+  bool rms_norm = false;  ///< x' = rms_norm(x, norm_weight, eps) over K; otherwise x' = x
+  Tensor norm_weight;     ///< [K] in f32 or x's dtype, or undefined (ones)
+  float eps = 1e-6f;      ///< the norm's epsilon
+  LinearEpilogue epilogue = LinearEpilogue::Store;
+};
+
+/// out = epilogue(x' @ weight^T + bias). x [..., K] (K > 0) in f32, f16 or bf16; weight [N, K] and bias as
+/// for linear(); out [..., N] ([..., N/2] for SwiGLU, N even) in x's dtype, on x's device, not overlapping x.
+/// x', y and the gate are kept in f32 and out is rounded once, except where fused_linear_single_pass() is
+/// false: the separate ops then round x' and y to x's dtype.
+void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const FusedLinearOptions& options, const Tensor& out);
+
+/// True when fused_linear runs as a single kernel for `rows` rows of x against `weight` (on its device).
+/// Otherwise it runs the separate ops, and a caller holding a fusion of its own for the neighbouring steps
+/// (add_rms_norm) runs fewer kernels with that.
+bool fused_linear_single_pass(const Tensor& weight, int64_t rows);
+
+}  // namespace metallic

@@ -1,0 +1,69 @@
+// fused_linear on CUDA: dense weights and at most 8 rows of x take the fused GEMV (one kernel); everything
+// else (block-quantized weights, whose integer GEMV has no fused forms, and batches, which go to the GEMM)
+// runs the separate ops on pool scratch.
+#include "backend/cuda/gemv.h"
+#include "backend/cuda/launch.h"
+#include "backend/fused_linear.h"
+#include "backend/matmul.h"
+#include "metallic/core/memory_pool.h"
+#include "metallic/ops/activations.h"
+#include "metallic/ops/copy.h"
+#include "metallic/ops/elementwise.h"
+#include "metallic/ops/norms.h"
+
+namespace metallic::cuda {
+namespace {
+
+int64_t weight_row_bytes(const Tensor& w) {
+  return is_quantized(w.dtype()) ? storage_bytes(w.dtype(), w.stride(0))
+                                 : w.stride(0) * element_size(w.dtype());
+}
+
+// An f32 copy of `t` in pool scratch unless it already is dense f32 at a 16-byte aligned address.
+Tensor f32_aligned(const Tensor& t) {
+  if (t.dtype() == DType::F32 && t.is_contiguous() && reinterpret_cast<uintptr_t>(t.data()) % 16 == 0)
+    return t;
+  const Tensor c = Tensor::empty(t.context(), t.shape(), DType::F32, Storage::Pool);
+  metallic::copy(t, c);
+  return c;
+}
+
+}  // namespace
+
+bool fused_linear_single_pass(const Tensor& weight, int64_t rows) {
+  return !is_quantized(weight.dtype()) && rows <= kGemvMaxRows && weight.dim(1) <= (int64_t{1} << 30) &&
+         weight.dim(0) < (int64_t{1} << 31) && gemv_supported(weight, weight_row_bytes(weight));
+}
+
+void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const FusedLinearOptions& o,
+                  const Tensor& out) {
+  const int64_t m = x.dim(0), n = weight.dim(0);
+  MemoryPool& pool = out.context()->pool();
+  const MemoryPool::Mark mark = pool.mark();
+  if (cuda::fused_linear_single_pass(weight, m)) {
+    const Tensor b = bias.defined() ? f32_aligned(bias) : Tensor();
+    const Tensor g = o.norm_weight.defined() ? f32_aligned(o.norm_weight) : Tensor();
+    const GemvFusion f{o.rms_norm, g.defined() ? g.data_as<float>() : nullptr, o.eps, o.epilogue};
+    gemv(x, weight, weight_row_bytes(weight), b.defined() ? b.data_as<float>() : nullptr, out, stream_of(out),
+         f);
+  } else {
+    Tensor xn = x;
+    if (o.rms_norm) {
+      xn = Tensor::empty(x.context(), x.shape(), x.dtype(), Storage::Pool);
+      metallic::rms_norm(x, o.norm_weight, o.eps, xn);
+    }
+    if (o.epilogue == LinearEpilogue::Store) {
+      cuda::linear(xn, weight, bias, out);
+    } else {
+      const Tensor y = Tensor::empty(x.context(), {m, n}, x.dtype(), Storage::Pool);
+      cuda::linear(xn, weight, bias, y);
+      if (o.epilogue == LinearEpilogue::Accumulate)
+        metallic::binary(BinaryOp::Add, out, y, out);
+      else
+        metallic::swiglu(y.narrow(1, 0, n / 2), y.narrow(1, n / 2, n / 2), out);
+    }
+  }
+  pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
+}
+
+}  // namespace metallic::cuda
