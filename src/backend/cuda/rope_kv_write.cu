@@ -1,6 +1,7 @@
-// RoPE fused with the KV-cache append on CUDA. One block per (token, batch) reads the token's position from
-// device memory, derives the angles of its pairs once into shared memory (frequency and range reduction in
-// double, as the rope kernel does), writes rotated q to q_out and rotated k and plain v into the caches.
+// RoPE fused with the KV-cache append on CUDA. Each (token, batch) has a few blocks that share out its
+// elements; each block reads the token's position from device memory, derives the angles of its pairs into
+// shared memory (frequency and range reduction in double, as the rope kernel does), and writes rotated q to
+// q_out and rotated k and plain v into the caches.
 #include <cmath>
 
 #include "backend/cuda/launch.h"
@@ -36,17 +37,35 @@ struct KvParams {
   int64_t freq_stride;
 };
 
+// The work of one token, one thread per item: rotated q pairs, q's unrotated tail, then (when the position
+// lies in the cache) rotated k pairs, k's tail and v's elements. Every thread has at most one item, so a
+// token costs one round trip to memory rather than one per loop step.
+struct Items {
+  int q_rot, q_pass, k_rot, k_pass, v;
+  __host__ __device__ int total() const { return q_rot + q_pass + k_rot + k_pass + v; }
+};
+
+__host__ __device__ inline Items items_of(const KvParams& p) {
+  const int pass = p.d - 2 * p.half;
+  return {p.hq * p.half, p.hq * pass, p.hkv * p.half, p.hkv * pass, p.hkv * p.d};
+}
+
 template <class T, class C>
 __global__ void __launch_bounds__(kThreads) rope_kv_write_kernel(KvParams p) {
   __shared__ float s_cos[kMaxPairs], s_sin[kMaxPairs];
+  __shared__ double s_inv_freq[kMaxPairs];
+  // The frequencies depend on the options alone, so they are worked out while the producer finishes.
+  for (int i = threadIdx.x; i < p.half; i += kThreads) {
+    double inv_freq = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
+    if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
+    s_inv_freq[i] = inv_freq;
+  }
   wait_for_producer();
   allow_dependents();
   const int s = static_cast<int>(blockIdx.x), b = static_cast<int>(blockIdx.y);
   const int pos = p.positions[s];
   for (int i = threadIdx.x; i < p.half; i += kThreads) {
-    double inv_freq = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
-    if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
-    const double angle = pos * inv_freq;
+    const double angle = pos * s_inv_freq[i];
     const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
     sincosf(static_cast<float>(reduced), &s_sin[i], &s_cos[i]);
   }
@@ -59,35 +78,47 @@ __global__ void __launch_bounds__(kThreads) rope_kv_write_kernel(KvParams p) {
     out[a] = backend::store<C>(x * s_cos[i] - y * s_sin[i]);
     out[a + second] = backend::store<C>(x * s_sin[i] + y * s_cos[i]);
   };
+  const Items n = items_of(p);
+  int item = static_cast<int>(blockIdx.z) * kThreads + static_cast<int>(threadIdx.x);
   // Pairs are read and written by one thread, so q_out may be q itself.
   const T* q = static_cast<const T*>(p.q) + b * p.qs.b + s * p.qs.s;
   C* qo = static_cast<C*>(p.q_out) + b * p.qos.b + s * p.qos.s;
-  for (int idx = threadIdx.x; idx < p.hq * p.half; idx += kThreads)
-    rotate(q + idx / p.half * p.qs.h, qo + idx / p.half * p.qos.h, idx % p.half);
-  for (int idx = threadIdx.x; idx < p.hq * pass; idx += kThreads) {
-    const int h = idx / pass, j = rot + idx % pass;
-    qo[h * p.qos.h + j] = backend::store<C>(backend::load(q[h * p.qs.h + j]));
+  if (item < n.q_rot) {
+    rotate(q + item / p.half * p.qs.h, qo + item / p.half * p.qos.h, item % p.half);
+    return;
   }
+  item -= n.q_rot;
+  if (item < n.q_pass) {
+    const int h = item / pass, j = rot + item % pass;
+    qo[h * p.qos.h + j] = backend::store<C>(backend::load(q[h * p.qs.h + j]));
+    return;
+  }
+  item -= n.q_pass;
   if (pos < 0 || pos >= p.capacity) return;
   const T* k = static_cast<const T*>(p.k) + b * p.ks.b + s * p.ks.s;
-  const T* v = static_cast<const T*>(p.v) + b * p.vs.b + s * p.vs.s;
   C* kc = static_cast<C*>(p.k_cache) + b * p.kcs.b + static_cast<int64_t>(pos) * p.kcs.s;
-  C* vc = static_cast<C*>(p.v_cache) + b * p.vcs.b + static_cast<int64_t>(pos) * p.vcs.s;
-  for (int idx = threadIdx.x; idx < p.hkv * p.half; idx += kThreads)
-    rotate(k + idx / p.half * p.ks.h, kc + idx / p.half * p.kcs.h, idx % p.half);
-  for (int idx = threadIdx.x; idx < p.hkv * pass; idx += kThreads) {
-    const int h = idx / pass, j = rot + idx % pass;
-    kc[h * p.kcs.h + j] = backend::store<C>(backend::load(k[h * p.ks.h + j]));
+  if (item < n.k_rot) {
+    rotate(k + item / p.half * p.ks.h, kc + item / p.half * p.kcs.h, item % p.half);
+    return;
   }
-  for (int idx = threadIdx.x; idx < p.hkv * p.d; idx += kThreads) {
-    const int h = idx / p.d, j = idx % p.d;
+  item -= n.k_rot;
+  if (item < n.k_pass) {
+    const int h = item / pass, j = rot + item % pass;
+    kc[h * p.kcs.h + j] = backend::store<C>(backend::load(k[h * p.ks.h + j]));
+    return;
+  }
+  item -= n.k_pass;
+  if (item < n.v) {
+    const T* v = static_cast<const T*>(p.v) + b * p.vs.b + s * p.vs.s;
+    C* vc = static_cast<C*>(p.v_cache) + b * p.vcs.b + static_cast<int64_t>(pos) * p.vcs.s;
+    const int h = item / p.d, j = item % p.d;
     vc[h * p.vcs.h + j] = backend::store<C>(backend::load(v[h * p.vs.h + j]));
   }
 }
 
 template <class T>
 void launch_typed(const KvParams& p, DType cache, unsigned seq, unsigned batch, cudaStream_t stream) {
-  const dim3 grid(seq, batch);
+  const dim3 grid(seq, batch, static_cast<unsigned>((items_of(p).total() + kThreads - 1) / kThreads));
   switch (cache) {
     case DType::F32: launch_dependent(rope_kv_write_kernel<T, float>, grid, kThreads, 0, stream, p); break;
     case DType::F16: launch_dependent(rope_kv_write_kernel<T, f16>, grid, kThreads, 0, stream, p); break;
