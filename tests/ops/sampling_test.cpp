@@ -93,5 +93,25 @@ TEST(CudaSampling, PicksTheSameTokensAsTheCpu) {
   }
 }
 
+// Greedy reads the row in 16-byte pieces when it can: the first of equal maxima must win wherever they sit
+// (vector body or scalar tail), also for rows that start off the 16-byte grid.
+TEST(CudaSampling, GreedyTakesTheFirstOfEqualMaxima) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
+  const auto gpu = Context::create(Device::cuda());
+  for (int64_t v : {5, 1027, 152066}) {
+    for (int64_t offset : {0, 1}) {
+      std::vector<float> z = test::random_floats(static_cast<size_t>(v + 1), 7, -4.0f, 4.0f);
+      const auto first = static_cast<size_t>(offset + v / 2), last = static_cast<size_t>(offset + v - 1);
+      z[first] = z[last] = 10.0f;
+      z[static_cast<size_t>(offset)] = NAN;
+      const Tensor row = Tensor::from_vector(gpu, z, {1, v + 1}).narrow(1, offset, v);
+      const Tensor out = Tensor::empty(gpu, {1}, DType::I32);
+      sample_token(row, {}, Tensor::from_vector(gpu, std::vector<int64_t>{0}, {1}),
+                   options(0.0f, 0, 1.0f, 0.0f), out);
+      EXPECT_EQ(out.to_vector<int32_t>()[0], v / 2) << "V " << v << " offset " << offset;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace metallic

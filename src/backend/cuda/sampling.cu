@@ -71,15 +71,29 @@ __device__ void block_argmax(V& value, int& index) {
   }
 }
 
-// Greedy: the first index of the largest non-NaN key; -1 when that is -inf.
-__global__ void __launch_bounds__(kThreads) argmax_kernel(const float* keys, int v, int32_t* out) {
+// Greedy: the first index of the largest non-NaN key; -1 when that is -inf. One block reads the whole row,
+// so it takes 16-byte loads (when the row is aligned for them), several in flight per thread; each thread
+// visits its indices in increasing order, which keeps the first of equal keys.
+__global__ void __launch_bounds__(kThreads)
+    argmax_kernel(const float* __restrict__ keys, int v, int32_t* out) {
   wait_for_producer();
   float best = -INFINITY;
   int index = -1;
-  for (int i = threadIdx.x; i < v; i += kThreads) {
-    const float x = finite_or_neg_inf(keys[i]);
+  const auto visit = [&](float x, int i) {
+    x = finite_or_neg_inf(x);
     if (index < 0 || x > best) best = x, index = i;
+  };
+  const int n4 = reinterpret_cast<uintptr_t>(keys) % 16 == 0 ? v / 4 : 0;
+  const auto* keys4 = reinterpret_cast<const float4*>(keys);
+#pragma unroll 4
+  for (int i = threadIdx.x; i < n4; i += kThreads) {
+    const float4 x = keys4[i];
+    visit(x.x, 4 * i);
+    visit(x.y, 4 * i + 1);
+    visit(x.z, 4 * i + 2);
+    visit(x.w, 4 * i + 3);
   }
+  for (int i = 4 * n4 + static_cast<int>(threadIdx.x); i < v; i += kThreads) visit(keys[i], i);
   block_argmax(best, index);
   if (threadIdx.x == 0) *out = index >= 0 && best != -INFINITY ? index : -1;
 }
