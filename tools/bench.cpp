@@ -104,12 +104,7 @@ void add_bench_command(CLI::App& app) {
       KVCache cache = model.make_cache(ctx);
       kv_element = element_size(cache.dtype());
       auto t = std::chrono::steady_clock::now();
-      Tensor logits;
-      for (int64_t i = 0; i < args->prompt; i += args->batch)
-        logits = model.forward(
-            std::span<const int32_t>(prompt).subspan(
-                static_cast<size_t>(i), static_cast<size_t>(std::min(args->batch, args->prompt - i))),
-            cache);
+      const Tensor logits = model.prefill(prompt, cache, args->batch);
       loaded.context->synchronize();
       const double prefill = seconds_since(t);
       t = std::chrono::steady_clock::now();

@@ -62,12 +62,8 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Token
 }
 
 Tensor Session::feed(std::span<const int32_t> ids) {
-  Tensor logits;
-  for (size_t i = 0; i < ids.size(); i += static_cast<size_t>(batch_)) {
-    const auto chunk = ids.subspan(i, std::min(ids.size() - i, static_cast<size_t>(batch_)));
-    logits = model_->forward(chunk, cache_);
-    history_.insert(history_.end(), chunk.begin(), chunk.end());
-  }
+  Tensor logits = model_->prefill(ids, cache_, batch_);
+  history_.insert(history_.end(), ids.begin(), ids.end());
   return logits;
 }
 

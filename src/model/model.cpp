@@ -223,6 +223,15 @@ Tensor Model::embed(std::span<const int32_t> ids) const {
   return Tensor::from_vector(context_, rows, {n, config_.n_embd});
 }
 
+Tensor Model::prefill(std::span<const int32_t> ids, KVCache& cache, int64_t batch) const {
+  check(batch > 0, ErrorCode::InvalidArgument, "prefill: the batch must be positive, got ", batch);
+  check(!ids.empty(), ErrorCode::InvalidArgument, "prefill: no tokens");
+  Tensor logits;
+  for (size_t i = 0; i < ids.size(); i += static_cast<size_t>(batch))
+    logits = forward(ids.subspan(i, std::min(ids.size() - i, static_cast<size_t>(batch))), cache);
+  return logits;
+}
+
 Tensor Model::forward(std::span<const int32_t> ids, KVCache& cache, bool all_logits) const {
   const ModelConfig& c = config_;
   const auto n = static_cast<int64_t>(ids.size());

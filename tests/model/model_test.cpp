@@ -109,6 +109,26 @@ TEST_P(ModelReference, HalfPrecisionCacheStaysClose) {
   EXPECT_TRUE(err <= 2e-3) << "f16 KV cache: relative L2 " << err;
 }
 
+// A prompt evaluated a few tokens per pass ends on the reference's last row, as one pass does.
+TEST_P(ModelReference, PrefillInPassesMatchesTheReference) {
+  const auto model =
+      Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx);
+  const nlohmann::json ref = read_json("models/qwen2-tiny/qwen2-tiny-tied-f32.reference.json");
+  const auto& c = ref["cases"][2];
+  const auto prompt = c["prompt"].get<std::vector<int32_t>>();
+  ASSERT_GT(prompt.size(), 6u);
+  for (int64_t batch : {1, 3, 4, 1000}) {
+    KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F32);
+    const std::vector<float> logits = model->prefill(prompt, cache, batch).to_vector<float>();
+    EXPECT_EQ(cache.size(), static_cast<int64_t>(prompt.size()));
+    const double err = relative_l2(logits, c["logits"].get<std::vector<std::vector<float>>>().back());
+    EXPECT_TRUE(err <= 1e-4) << "batch " << batch << ": relative L2 " << err;
+  }
+  KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F32);
+  EXPECT_METALLIC_ERROR(model->prefill(prompt, cache, 0), ErrorCode::InvalidArgument);
+  EXPECT_METALLIC_ERROR(model->prefill({}, cache, 4), ErrorCode::InvalidArgument);
+}
+
 TEST_P(ModelReference, BadInputsAreErrors) {
   const auto model = Model::load(test::shared_path("models/stories260K.gguf").string(), ctx);
   KVCache cache = model->make_cache(4, DType::F32);

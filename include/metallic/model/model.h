@@ -56,6 +56,9 @@ class Model {
   /// [ids.size(), n_vocab] when `all_logits`, else [1, n_vocab] for the last position only.
   /// Ids outside the vocabulary and context overflow raise InvalidArgument.
   Tensor forward(std::span<const int32_t> ids, KVCache& cache, bool all_logits = false) const;
+  /// forward() over `ids` in passes of at most `batch` tokens (bounding scratch memory); returns the last
+  /// position's logits [1, n_vocab]. A non-positive batch raises InvalidArgument.
+  Tensor prefill(std::span<const int32_t> ids, KVCache& cache, int64_t batch) const;
 
   /// Whether decode() can run from device memory alone: the embedding op gathers from this model's table.
   bool decodes_on_device() const;
