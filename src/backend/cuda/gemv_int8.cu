@@ -3,13 +3,20 @@
 // for; instead:
 // - a first kernel rounds the rows of x to 8 bits in blocks of 32 (an f32 scale d and d * sum of the quants
 //   per block, the latter for the weight types with an offset or a min), into pool scratch;
-// - the GEMV multiplies four int8 pairs per __dp4a against the weight quants as they are stored (nibbles
+// - the GEMV multiplies four int8 pairs per dp4a against the weight quants as they are stored (nibbles
 //   masked, Q6_K's bias subtracted bytewise) and applies the block scales once per 32 (Q6_K: 8) products;
-// - weights stream in tiles of whole blocks: a warp works on kRows rows at a time and copies each tile into
-//   shared memory with coalesced, aligned 16-byte loads (the 34-, 18- and 210-byte blocks do not line up
-//   with them), the next tile in flight while the current one is used;
-// - the GEMV is launched as a programmatic dependent of the quantizing kernel: it starts streaming its first
-//   weight tile while x is still being quantized and waits for x only before using it.
+// - it is launched as a programmatic dependent of the quantizing kernel: it starts streaming its first
+//   weights while x is still being quantized and waits for x only before using it.
+// Two ways to stream the weights:
+// - rows whose 256-element units are whole 16-byte vectors (Q8_0, Q4_0, Q4_K with K a multiple of 256 and
+//   16-byte aligned rows, as model files lay them out): a block of warps owns 32 rows, one per lane, and
+//   each warp a share of the units; cp.async copies a unit of all 32 rows at a time into shared memory
+//   (coalesced, no registers, no realignment), two units in flight while the lanes decode a third with
+//   16-byte shared loads, each lane its own row. The lanes of a warp meet the same x, which they read with
+//   uniform (broadcast) loads, so the per-byte work is little more than masks and dp4a;
+// - any other row (Q6_K's 210-byte blocks, odd block counts, 2-byte aligned views): a warp works on kRows
+//   rows at a time and copies each tile into shared memory with aligned 16-byte loads, realigned as stored,
+//   the next tile in flight while the current one is used.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -437,9 +444,257 @@ void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int
                    Kp, M, K, N, bias, out);
 }
 
+// ---- 32 rows per block, one per lane --------------------------------------------------------------------
+// A unit decoder U names kBytes (the bytes of 256 elements of a row, a multiple of 16), kWarps (warps per
+// block, from the shared memory its stages take) and dot<MM>(w, xq, xs, Kp, M, acc): the products of one
+// unit, its words in w, with rows 0..MM-1 of x (xq, xs at the unit's first element of row 0) added to acc.
+
+constexpr int kUnitElems = 256;
+constexpr int kStages = 3;  // units per warp in shared memory: two in flight while one is decoded
+
+// Four unsigned bytes of a times four signed bytes of b, plus c: nibbles masked in place (up to 0xf0) stay
+// unsigned.
+__device__ __forceinline__ int dp4a_us(uint32_t a, int b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+// The word at an even byte offset (a compile-time constant once unrolled) of words held in registers.
+template <int N>
+__device__ __forceinline__ uint32_t word_at(const uint32_t (&w)[N], int byte) {
+  return byte & 2 ? __funnelshift_r(w[byte >> 2], w[(byte >> 2) + 1], 16) : w[byte >> 2];
+}
+template <int N>
+__device__ __forceinline__ float half_at(const uint32_t (&w)[N], int byte) {
+  return half_f(byte & 2 ? w[byte >> 2] >> 16 : w[byte >> 2]);
+}
+
+// 32 x quants from xq and their block's (d, d * sum).
+struct X32 {
+  int4 lo, hi;
+  float2 s;
+};
+__device__ __forceinline__ X32 load_x32(const int8_t* xq, const float2* xs) {
+  return {__ldg(reinterpret_cast<const int4*>(xq)), __ldg(reinterpret_cast<const int4*>(xq) + 1), __ldg(xs)};
+}
+
+// Q8_0 and Q4_0: eight blocks of kBlockBytes, an f16 scale then the quants.
+template <int kBlockBytes>
+struct Unit32 {
+  static constexpr int kBytes = 8 * kBlockBytes;
+  static constexpr int kWords = kBytes / 4;
+  // The quant words of block b.
+  template <int NQ>
+  __device__ static void quants(const uint32_t (&w)[kWords], int b, uint32_t (&q)[NQ]) {
+#pragma unroll
+    for (int i = 0; i < NQ; ++i) q[i] = word_at(w, kBlockBytes * b + 2 + 4 * i);
+  }
+};
+
+struct RowsQ8_0 : Unit32<34> {
+  static constexpr int kWarps = 4;  // 3 stages of 32 rows x 272 bytes each: 104 KiB, two blocks per SM
+  template <int MM>
+  __device__ static void dot(const uint32_t (&w)[kWords], const int8_t* xq, const float2* xs, int Kp, int M,
+                             float (&acc)[MM]) {
+#pragma unroll
+    for (int b = 0; b < 8; ++b) {
+      const float d = half_at(w, 34 * b);
+      uint32_t q[8];
+      quants(w, b, q);
+#pragma unroll
+      for (int m = 0; m < MM; ++m) {
+        const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
+        const X32 x = load_x32(xq + mr * static_cast<int64_t>(Kp) + 32 * b, xs + mr * (Kp / kXBlock) + b);
+        int a0 = __dp4a(static_cast<int>(q[0]), x.lo.x, 0), a1 = __dp4a(static_cast<int>(q[4]), x.hi.x, 0);
+        a0 = __dp4a(static_cast<int>(q[1]), x.lo.y, a0), a1 = __dp4a(static_cast<int>(q[5]), x.hi.y, a1);
+        a0 = __dp4a(static_cast<int>(q[2]), x.lo.z, a0), a1 = __dp4a(static_cast<int>(q[6]), x.hi.z, a1);
+        a0 = __dp4a(static_cast<int>(q[3]), x.lo.w, a0), a1 = __dp4a(static_cast<int>(q[7]), x.hi.w, a1);
+        acc[m] = fmaf(d * x.s.x, static_cast<float>(a0 + a1), acc[m]);
+      }
+    }
+  }
+};
+
+struct RowsQ4_0 : Unit32<18> {
+  static constexpr int kWarps = 8;  // 3 stages of 32 rows x 144 bytes each: 108 KiB, two blocks per SM
+  template <int MM>
+  __device__ static void dot(const uint32_t (&w)[kWords], const int8_t* xq, const float2* xs, int Kp, int M,
+                             float (&acc)[MM]) {
+#pragma unroll
+    for (int b = 0; b < 8; ++b) {
+      // The high nibbles are used in place, 16 times their value: the block sums 16 (q . q_x) and the
+      // offset of 8 becomes 8 * 16 * sum q_x.
+      const float d16 = half_at(w, 18 * b) * 0.0625f;
+      uint32_t q[4], lo[4], hi[4];
+      quants(w, b, q);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) lo[i] = q[i] & 0x0f0f0f0fu, hi[i] = q[i] & 0xf0f0f0f0u;
+#pragma unroll
+      for (int m = 0; m < MM; ++m) {
+        const int mr = min(m, M - 1);
+        const X32 x = load_x32(xq + mr * static_cast<int64_t>(Kp) + 32 * b, xs + mr * (Kp / kXBlock) + b);
+        int a = dp4a_us(lo[0], x.lo.x, 0), c = dp4a_us(hi[0], x.hi.x, 0);
+        a = dp4a_us(lo[1], x.lo.y, a), c = dp4a_us(hi[1], x.hi.y, c);
+        a = dp4a_us(lo[2], x.lo.z, a), c = dp4a_us(hi[2], x.hi.z, c);
+        a = dp4a_us(lo[3], x.lo.w, a), c = dp4a_us(hi[3], x.hi.w, c);
+        acc[m] = fmaf(d16, fmaf(x.s.x, static_cast<float>(16 * a + c), -128.f * x.s.y), acc[m]);
+      }
+    }
+  }
+};
+
+// Q4_K: one super-block (d, dmin, 12 bytes of 6-bit scales and mins, 4 chunks of 32 quant bytes whose low
+// nibbles are group 2j and high nibbles group 2j + 1).
+struct RowsQ4_K {
+  static constexpr int kBytes = 144, kWords = 36;
+  static constexpr int kWarps = 8;
+  template <int MM>
+  __device__ static void dot(const uint32_t (&w)[kWords], const int8_t* xq, const float2* xs, int Kp, int M,
+                             float (&acc)[MM]) {
+    const float d = half_f(w[0]), dmin = half_f(w[0] >> 16);
+    // The scales and mins of groups 0..3 and 4..7, a byte each (quant::get_scale_min_k4, four at a time).
+    const uint32_t sc[2] = {w[1] & 0x3f3f3f3fu, (w[3] & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u)};
+    const uint32_t mn[2] = {w[2] & 0x3f3f3f3fu, ((w[3] >> 4) & 0x0f0f0f0fu) | ((w[2] >> 2) & 0x30303030u)};
+    auto byte = [](const uint32_t(&v)[2], int g) {
+      return static_cast<float>((v[g >> 2] >> (8 * (g & 3))) & 0xff);
+    };
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float d1 = d * byte(sc, 2 * j), m1 = dmin * byte(mn, 2 * j);
+      const float d2 = d * byte(sc, 2 * j + 1) * 0.0625f,
+                  m2 = dmin * byte(mn, 2 * j + 1);  // high nibbles x16
+      uint32_t lo[8], hi[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        lo[i] = w[4 + 8 * j + i] & 0x0f0f0f0fu, hi[i] = w[4 + 8 * j + i] & 0xf0f0f0f0u;
+#pragma unroll
+      for (int m = 0; m < MM; ++m) {
+        const int mr = min(m, M - 1);
+        const int8_t* q = xq + mr * static_cast<int64_t>(Kp) + 64 * j;
+        const float2* s = xs + mr * (Kp / kXBlock) + 2 * j;
+        const X32 x1 = load_x32(q, s), x2 = load_x32(q + 32, s + 1);
+        int a = dp4a_us(lo[0], x1.lo.x, 0), c = dp4a_us(hi[0], x2.lo.x, 0);
+        a = dp4a_us(lo[1], x1.lo.y, a), c = dp4a_us(hi[1], x2.lo.y, c);
+        a = dp4a_us(lo[2], x1.lo.z, a), c = dp4a_us(hi[2], x2.lo.z, c);
+        a = dp4a_us(lo[3], x1.lo.w, a), c = dp4a_us(hi[3], x2.lo.w, c);
+        a = dp4a_us(lo[4], x1.hi.x, a), c = dp4a_us(hi[4], x2.hi.x, c);
+        a = dp4a_us(lo[5], x1.hi.y, a), c = dp4a_us(hi[5], x2.hi.y, c);
+        a = dp4a_us(lo[6], x1.hi.z, a), c = dp4a_us(hi[6], x2.hi.z, c);
+        a = dp4a_us(lo[7], x1.hi.w, a), c = dp4a_us(hi[7], x2.hi.w, c);
+        // (d sc q - dmin m) . d_x q_x = d sc d_x (q . q_x) - dmin m (d_x sum q_x), per group.
+        acc[m] += fmaf(d1 * x1.s.x, static_cast<float>(a), -m1 * x1.s.y) +
+                  fmaf(d2 * x2.s.x, static_cast<float>(c), -m2 * x2.s.y);
+      }
+    }
+  }
+};
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Block b owns rows 32b.. (lane l: row 32b + l); warp v the units v, v + U::kWarps, ... of all of them. The
+// warps' partial sums meet in shared memory at the end.
+template <class U, class T, int MM>
+__global__ void __launch_bounds__(U::kWarps * 32)
+    gemv_rows_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int units,
+                     const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int N,
+                     const float* __restrict__ bias, T* __restrict__ out) {
+  constexpr int kVecs = U::kBytes / 16, kStage = 32 * U::kBytes;
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int r0 = blockIdx.x * 32;
+  uint8_t* stages = smem + warp * kStages * kStage;
+  const uint8_t* rows = w + r0 * row_bytes;
+  // Copy i of a stage moves vector (lane + 32 i) % kVecs of row (lane + 32 i) / kVecs (rows past N re-read
+  // the last one; their sums are dropped) to byte 16 (lane + 32 i) of the stage: unit after unit.
+  uint32_t src_off[kVecs];
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int c = lane + 32 * i, r = min(r0 + c / kVecs, N - 1) - r0;
+    src_off[i] = static_cast<uint32_t>(r * row_bytes) + 16 * (c % kVecs);
+  }
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(stages)) + 16 * lane;
+  const int count = warp < units ? (units - warp + U::kWarps - 1) / U::kWarps : 0;
+  auto issue = [&](int k) {  // unit k of this warp into stage k % kStages; always one group per call
+    if (k < count) {
+      const uint8_t* src = rows + static_cast<int64_t>(warp + k * U::kWarps) * U::kBytes;
+#pragma unroll
+      for (int i = 0; i < kVecs; ++i) cp_async16(dst + (k % kStages) * kStage + 512 * i, src + src_off[i]);
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int k = 0; k < kStages - 1; ++k) issue(k);
+  wait_for_producer();  // x is quantized from here on
+  float acc[MM] = {};
+  for (int k = 0; k < count; ++k) {
+    cp_async_wait<kStages - 2>();  // unit k has landed (this lane's copies) ...
+    __syncwarp();                  // ... and every lane's; the stage read last round is free again
+    issue(k + kStages - 1);
+    const auto* p = reinterpret_cast<const uint4*>(stages + (k % kStages) * kStage + lane * U::kBytes);
+    uint32_t wv[U::kWords];
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const uint4 v = p[i];
+      wv[4 * i] = v.x, wv[4 * i + 1] = v.y, wv[4 * i + 2] = v.z, wv[4 * i + 3] = v.w;
+    }
+    const int e = (warp + k * U::kWarps) * kUnitElems;
+    U::template dot<MM>(wv, xq + e, xs + e / kXBlock, Kp, M, acc);
+  }
+  // The warp's sums go to its own first stage (its copies have all landed: later groups are empty).
+  __syncwarp();
+#pragma unroll
+  for (int m = 0; m < MM; ++m) reinterpret_cast<float*>(stages)[m * 32 + lane] = acc[m];
+  __syncthreads();
+  for (int t = threadIdx.x; t < MM * 32; t += blockDim.x) {
+    const int m = t >> 5, l = t & 31, n = r0 + l;
+    if (m >= M || n >= N) continue;
+    float v = bias ? bias[n] : 0.f;
+#pragma unroll
+    for (int i = 0; i < U::kWarps; ++i)
+      v += reinterpret_cast<const float*>(smem + i * kStages * kStage)[m * 32 + l];
+    out[static_cast<int64_t>(m) * N + n] = T(v);
+  }
+}
+
+template <class U, class T, int MM>
+void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* xq, const float2* xs, int Kp,
+                 int M, int N, const float* bias, T* out, cudaStream_t s) {
+  constexpr int smem = U::kWarps * kStages * 32 * U::kBytes;
+  auto kernel = gemv_rows_kernel<U, T, MM>;
+  // Above the default 48 KiB of shared memory, asked for once per kernel (no runtime call when captured).
+  static const bool ready = [&] {
+    MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return true;
+  }();
+  (void)ready;
+  launch_dependent(kernel, static_cast<unsigned>((N + 31) / 32), U::kWarps * 32, smem, s, w, row_bytes, units,
+                   xq, xs, Kp, M, N, bias, out);
+}
+
 template <class T, int MM>
 void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq,
             const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
+  // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
+  const bool rows = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
+                    row_bytes < (int64_t{1} << 26);
+#define MTL_ROWS(U) launch_rows<U, T, MM>(w, row_bytes, K / kUnitElems, xq, xs, Kp, M, N, bias, out, s)
+  if (rows) {
+    switch (wt) {
+      case DType::Q8_0: MTL_ROWS(RowsQ8_0); return;
+      case DType::Q4_0: MTL_ROWS(RowsQ4_0); return;
+      case DType::Q4_K: MTL_ROWS(RowsQ4_K); return;
+      default: break;
+    }
+  }
+#undef MTL_ROWS
 #define MTL_INT8(Q) launch_q<Q, T, MM>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s)
   switch (wt) {
     case DType::Q8_0: MTL_INT8(Q8_0); break;
