@@ -9,11 +9,11 @@
 //   weights while x is still being quantized and waits for x only before using it.
 // Two ways to stream the weights:
 // - rows whose 256-element units are whole 16-byte vectors (Q8_0, Q4_0, Q4_K with K a multiple of 256 and
-//   16-byte aligned rows, as model files lay them out): a block of warps owns 32 rows, one per lane, and
-//   each warp a share of the units; cp.async copies a unit of all 32 rows at a time into shared memory
-//   (coalesced, no registers, no realignment), two units in flight while the lanes decode a third with
-//   16-byte shared loads, each lane its own row. The lanes of a warp meet the same x, which they read with
-//   uniform (broadcast) loads, so the per-byte work is little more than masks and dp4a;
+//   16-byte aligned rows, as model files lay them out): a block works on 32 rows at a time, one per lane,
+//   each warp on a share of the units; cp.async copies a unit of all 32 rows and the x it meets into shared
+//   memory at a time (coalesced, through no registers, no realignment), several units ahead, while the
+//   lanes decode an earlier one with 16-byte shared loads, each lane its own row. The lanes of a warp meet
+//   the same x (broadcast loads), so the per-byte work is little more than masks and dp4a;
 // - any other row (Q6_K's 210-byte blocks, odd block counts, 2-byte aligned views): a warp works on kRows
 //   rows at a time and copies each tile into shared memory with aligned 16-byte loads, realigned as stored,
 //   the next tile in flight while the current one is used.
@@ -444,13 +444,14 @@ void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int
                    Kp, M, K, N, bias, out);
 }
 
-// ---- 32 rows per block, one per lane --------------------------------------------------------------------
+// ---- 32 rows per group, one per lane --------------------------------------------------------------------
 // A unit decoder U names kBytes (the bytes of 256 elements of a row, a multiple of 16), kWarps (warps per
-// block, from the shared memory its stages take) and dot<MM>(w, xq, xs, Kp, M, acc): the products of one
-// unit, its words in w, with rows 0..MM-1 of x (xq, xs at the unit's first element of row 0) added to acc.
+// block) and dot<MM>(w, x, acc): the products of one unit, its words in w, with rows 0..MM-1 of the unit's
+// x staged in shared memory, added to acc.
 
 constexpr int kUnitElems = 256;
-constexpr int kStages = 3;  // units per warp in shared memory: two in flight while one is decoded
+// A unit's x in shared memory, per row of x: the 256 quants, then the 8 blocks' (d, d * sum).
+constexpr int kXUnitBytes = kUnitElems + kUnitElems / kXBlock * 8;
 
 // Four unsigned bytes of a times four signed bytes of b, plus c: nibbles masked in place (up to 0xf0) stay
 // unsigned.
@@ -470,13 +471,15 @@ __device__ __forceinline__ float half_at(const uint32_t (&w)[N], int byte) {
   return half_f(byte & 2 ? w[byte >> 2] >> 16 : w[byte >> 2]);
 }
 
-// 32 x quants from xq and their block's (d, d * sum).
+// Block b of row m of a unit's staged x: its 32 quants and (d, d * sum). Every lane reads the same address.
 struct X32 {
   int4 lo, hi;
   float2 s;
 };
-__device__ __forceinline__ X32 load_x32(const int8_t* xq, const float2* xs) {
-  return {__ldg(reinterpret_cast<const int4*>(xq)), __ldg(reinterpret_cast<const int4*>(xq) + 1), __ldg(xs)};
+__device__ __forceinline__ X32 x_block(const uint8_t* x, int m, int b) {
+  const uint8_t* r = x + m * kXUnitBytes;
+  const auto* q = reinterpret_cast<const int4*>(r + 32 * b);
+  return {q[0], q[1], reinterpret_cast<const float2*>(r + kUnitElems)[b]};
 }
 
 // Q8_0 and Q4_0: eight blocks of kBlockBytes, an f16 scale then the quants.
@@ -493,10 +496,9 @@ struct Unit32 {
 };
 
 struct RowsQ8_0 : Unit32<34> {
-  static constexpr int kWarps = 4;  // 3 stages of 32 rows x 272 bytes each: 104 KiB, two blocks per SM
+  static constexpr int kWarps = 4;
   template <int MM>
-  __device__ static void dot(const uint32_t (&w)[kWords], const int8_t* xq, const float2* xs, int Kp, int M,
-                             float (&acc)[MM]) {
+  __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
 #pragma unroll
     for (int b = 0; b < 8; ++b) {
       const float d = half_at(w, 34 * b);
@@ -504,8 +506,7 @@ struct RowsQ8_0 : Unit32<34> {
       quants(w, b, q);
 #pragma unroll
       for (int m = 0; m < MM; ++m) {
-        const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
-        const X32 x = load_x32(xq + mr * static_cast<int64_t>(Kp) + 32 * b, xs + mr * (Kp / kXBlock) + b);
+        const X32 x = x_block(xu, m, b);
         int a0 = __dp4a(static_cast<int>(q[0]), x.lo.x, 0), a1 = __dp4a(static_cast<int>(q[4]), x.hi.x, 0);
         a0 = __dp4a(static_cast<int>(q[1]), x.lo.y, a0), a1 = __dp4a(static_cast<int>(q[5]), x.hi.y, a1);
         a0 = __dp4a(static_cast<int>(q[2]), x.lo.z, a0), a1 = __dp4a(static_cast<int>(q[6]), x.hi.z, a1);
@@ -517,10 +518,9 @@ struct RowsQ8_0 : Unit32<34> {
 };
 
 struct RowsQ4_0 : Unit32<18> {
-  static constexpr int kWarps = 8;  // 3 stages of 32 rows x 144 bytes each: 108 KiB, two blocks per SM
+  static constexpr int kWarps = 8;
   template <int MM>
-  __device__ static void dot(const uint32_t (&w)[kWords], const int8_t* xq, const float2* xs, int Kp, int M,
-                             float (&acc)[MM]) {
+  __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
 #pragma unroll
     for (int b = 0; b < 8; ++b) {
       // The high nibbles are used in place, 16 times their value: the block sums 16 (q . q_x) and the
@@ -532,8 +532,7 @@ struct RowsQ4_0 : Unit32<18> {
       for (int i = 0; i < 4; ++i) lo[i] = q[i] & 0x0f0f0f0fu, hi[i] = q[i] & 0xf0f0f0f0u;
 #pragma unroll
       for (int m = 0; m < MM; ++m) {
-        const int mr = min(m, M - 1);
-        const X32 x = load_x32(xq + mr * static_cast<int64_t>(Kp) + 32 * b, xs + mr * (Kp / kXBlock) + b);
+        const X32 x = x_block(xu, m, b);
         int a = dp4a_us(lo[0], x.lo.x, 0), c = dp4a_us(hi[0], x.hi.x, 0);
         a = dp4a_us(lo[1], x.lo.y, a), c = dp4a_us(hi[1], x.hi.y, c);
         a = dp4a_us(lo[2], x.lo.z, a), c = dp4a_us(hi[2], x.hi.z, c);
@@ -550,30 +549,28 @@ struct RowsQ4_K {
   static constexpr int kBytes = 144, kWords = 36;
   static constexpr int kWarps = 8;
   template <int MM>
-  __device__ static void dot(const uint32_t (&w)[kWords], const int8_t* xq, const float2* xs, int Kp, int M,
-                             float (&acc)[MM]) {
+  __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
     const float d = half_f(w[0]), dmin = half_f(w[0] >> 16);
     // The scales and mins of groups 0..3 and 4..7, a byte each (quant::get_scale_min_k4, four at a time).
-    const uint32_t sc[2] = {w[1] & 0x3f3f3f3fu, (w[3] & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u)};
-    const uint32_t mn[2] = {w[2] & 0x3f3f3f3fu, ((w[3] >> 4) & 0x0f0f0f0fu) | ((w[2] >> 2) & 0x30303030u)};
-    auto byte = [](const uint32_t(&v)[2], int g) {
-      return static_cast<float>((v[g >> 2] >> (8 * (g & 3))) & 0xff);
-    };
+    const uint32_t sc_lo = w[1] & 0x3f3f3f3fu, sc_hi = (w[3] & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+    const uint32_t mn_lo = w[2] & 0x3f3f3f3fu,
+                   mn_hi = ((w[3] >> 4) & 0x0f0f0f0fu) | ((w[2] >> 2) & 0x30303030u);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const float d1 = d * byte(sc, 2 * j), m1 = dmin * byte(mn, 2 * j);
-      const float d2 = d * byte(sc, 2 * j + 1) * 0.0625f,
-                  m2 = dmin * byte(mn, 2 * j + 1);  // high nibbles x16
+      // Groups 2j and 2j + 1: bytes 2j % 4 and 2j % 4 + 1 of the word of groups 0..3 or 4..7.
+      const uint32_t sc = (j < 2 ? sc_lo : sc_hi) >> (16 * (j & 1)),
+                     mn = (j < 2 ? mn_lo : mn_hi) >> (16 * (j & 1));
+      const float d1 = d * static_cast<float>(sc & 0xff), m1 = dmin * static_cast<float>(mn & 0xff);
+      // The high nibbles are used in place, 16 times their value.
+      const float d2 = d * static_cast<float>((sc >> 8) & 0xff) * 0.0625f,
+                  m2 = dmin * static_cast<float>((mn >> 8) & 0xff);
       uint32_t lo[8], hi[8];
 #pragma unroll
       for (int i = 0; i < 8; ++i)
         lo[i] = w[4 + 8 * j + i] & 0x0f0f0f0fu, hi[i] = w[4 + 8 * j + i] & 0xf0f0f0f0u;
 #pragma unroll
       for (int m = 0; m < MM; ++m) {
-        const int mr = min(m, M - 1);
-        const int8_t* q = xq + mr * static_cast<int64_t>(Kp) + 64 * j;
-        const float2* s = xs + mr * (Kp / kXBlock) + 2 * j;
-        const X32 x1 = load_x32(q, s), x2 = load_x32(q + 32, s + 1);
+        const X32 x1 = x_block(xu, m, 2 * j), x2 = x_block(xu, m, 2 * j + 1);
         int a = dp4a_us(lo[0], x1.lo.x, 0), c = dp4a_us(hi[0], x2.lo.x, 0);
         a = dp4a_us(lo[1], x1.lo.y, a), c = dp4a_us(hi[1], x2.lo.y, c);
         a = dp4a_us(lo[2], x1.lo.z, a), c = dp4a_us(hi[2], x2.lo.z, c);
@@ -599,84 +596,142 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-// Block b owns rows 32b.. (lane l: row 32b + l); warp v the units v, v + U::kWarps, ... of all of them. The
-// warps' partial sums meet in shared memory at the end.
+// Shared memory of the rows kernel: per warp kStages stages (a unit of 32 rows, then its x), then the
+// warps' partial sums.
+template <class U, int MM>
+struct RowsLayout {
+  static constexpr int kWeights = 32 * U::kBytes, kStageBytes = kWeights + MM * kXUnitBytes;
+  static constexpr int bytes(int stages) { return U::kWarps * (stages * kStageBytes + MM * 32 * 4); }
+  // Units in flight per warp: four (three ahead of the one decoded) where they fit, else three.
+  static constexpr int kStages = bytes(4) <= 200 * 1024 ? 4 : 3;
+  static constexpr int kBytes = bytes(kStages);
+};
+
+// Persistent: block b takes the row groups b, b + gridDim.x, ... (rows 32g.., lane l: row 32g + l), and warp
+// v the units v, v + kWarps, ... of each. A warp's copies run kStages - 1 units ahead through the groups; the
+// warps' partial sums meet in shared memory at the end of each group.
 template <class U, class T, int MM>
 __global__ void __launch_bounds__(U::kWarps * 32)
     gemv_rows_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int units,
                      const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int N,
                      const float* __restrict__ bias, T* __restrict__ out) {
-  constexpr int kVecs = U::kBytes / 16, kStage = 32 * U::kBytes;
+  using L = RowsLayout<U, MM>;
+  constexpr int kVecs = U::kBytes / 16, kStages = L::kStages, kStage = L::kStageBytes;
+  constexpr int kXVecs = kXUnitBytes / 16;  // per row of x
   extern __shared__ __align__(16) uint8_t smem[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int r0 = blockIdx.x * 32;
   uint8_t* stages = smem + warp * kStages * kStage;
-  const uint8_t* rows = w + r0 * row_bytes;
-  // Copy i of a stage moves vector (lane + 32 i) % kVecs of row (lane + 32 i) / kVecs (rows past N re-read
-  // the last one; their sums are dropped) to byte 16 (lane + 32 i) of the stage: unit after unit.
+  float* part = reinterpret_cast<float*>(smem + U::kWarps * kStages * kStage);  // [warp][m][lane]
+  const uint32_t sbase = static_cast<uint32_t>(__cvta_generic_to_shared(stages));
+  const int groups = (N + 31) / 32;
+  const int per = warp < units ? (units - warp + U::kWarps - 1) / U::kWarps : 0;  // units per group
+  const int mine = (groups - static_cast<int>(blockIdx.x) + static_cast<int>(gridDim.x) - 1) /
+                   static_cast<int>(gridDim.x);  // groups of this block (the grid is at most `groups`)
+  const int total = per * mine;
+  // Copy i of a unit moves vector (lane + 32 i) % kVecs of row (lane + 32 i) / kVecs to byte 16 (lane + 32 i)
+  // of the stage: the 32 rows' units one after the other.
   uint32_t src_off[kVecs];
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {
-    const int c = lane + 32 * i, r = min(r0 + c / kVecs, N - 1) - r0;
-    src_off[i] = static_cast<uint32_t>(r * row_bytes) + 16 * (c % kVecs);
+    const int c = lane + 32 * i;
+    src_off[i] = static_cast<uint32_t>(c / kVecs * row_bytes) + 16 * (c % kVecs);
   }
-  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(stages)) + 16 * lane;
-  const int count = warp < units ? (units - warp + U::kWarps - 1) / U::kWarps : 0;
-  auto issue = [&](int k) {  // unit k of this warp into stage k % kStages; always one group per call
-    if (k < count) {
-      const uint8_t* src = rows + static_cast<int64_t>(warp + k * U::kWarps) * U::kBytes;
+  auto unit_of = [&](int k) { return warp + (k % per) * U::kWarps; };
+  auto group_of = [&](int k) { return static_cast<int>(blockIdx.x) + k / per * static_cast<int>(gridDim.x); };
+  auto issue_weights = [&](int k) {
+    const int r0 = 32 * group_of(k);
+    const uint8_t* src = w + r0 * row_bytes + static_cast<int64_t>(unit_of(k)) * U::kBytes;
+    const uint32_t dst = sbase + (k % kStages) * kStage + 16 * lane;
+    if (r0 + 32 <= N) {
 #pragma unroll
-      for (int i = 0; i < kVecs; ++i) cp_async16(dst + (k % kStages) * kStage + 512 * i, src + src_off[i]);
+      for (int i = 0; i < kVecs; ++i) cp_async16(dst + 512 * i, src + src_off[i]);
+    } else {  // rows past N re-read the last one; their sums are dropped
+#pragma unroll
+      for (int i = 0; i < kVecs; ++i) {
+        const int c = lane + 32 * i, r = min(r0 + c / kVecs, N - 1) - r0;
+        cp_async16(dst + 512 * i, src + r * row_bytes + 16 * (c % kVecs));
+      }
     }
-    cp_async_commit();
   };
-#pragma unroll
-  for (int k = 0; k < kStages - 1; ++k) issue(k);
-  wait_for_producer();  // x is quantized from here on
-  float acc[MM] = {};
-  for (int k = 0; k < count; ++k) {
-    cp_async_wait<kStages - 2>();  // unit k has landed (this lane's copies) ...
-    __syncwarp();                  // ... and every lane's; the stage read last round is free again
-    issue(k + kStages - 1);
-    const auto* p = reinterpret_cast<const uint4*>(stages + (k % kStages) * kStage + lane * U::kBytes);
-    uint32_t wv[U::kWords];
-#pragma unroll
-    for (int i = 0; i < kVecs; ++i) {
-      const uint4 v = p[i];
-      wv[4 * i] = v.x, wv[4 * i + 1] = v.y, wv[4 * i + 2] = v.z, wv[4 * i + 3] = v.w;
+  auto issue_x = [&](int k) {  // rows of x past M repeat the last; their sums are dropped
+    const int e = unit_of(k) * kUnitElems;
+    const uint32_t dst = sbase + (k % kStages) * kStage + L::kWeights;
+    for (int c = lane; c < MM * kXVecs; c += 32) {
+      const int m = c / kXVecs, v = c - m * kXVecs, mr = min(m, M - 1);
+      const void* src =
+          v < kUnitElems / 16
+              ? static_cast<const void*>(xq + mr * static_cast<int64_t>(Kp) + e + 16 * v)
+              : static_cast<const void*>(xs + mr * (Kp / kXBlock) + e / kXBlock + 2 * (v - kUnitElems / 16));
+      cp_async16(dst + 16 * c, src);
     }
-    const int e = (warp + k * U::kWarps) * kUnitElems;
-    U::template dot<MM>(wv, xq + e, xs + e / kXBlock, Kp, M, acc);
+  };
+  // Weights do not depend on the previous kernel: the first ones stream before it has finished.
+#pragma unroll
+  for (int k = 0; k < kStages - 1; ++k)
+    if (k < total) issue_weights(k);
+  wait_for_producer();  // x is quantized from here on
+#pragma unroll
+  for (int k = 0; k < kStages - 1; ++k) {
+    if (k < total) issue_x(k);
+    cp_async_commit();
   }
-  // The warp's sums go to its own first stage (its copies have all landed: later groups are empty).
-  __syncwarp();
+  float acc[MM] = {};
+  for (int j = 0, k = 0; j < mine; ++j) {
+    for (int i = 0; i < per; ++i, ++k) {
+      cp_async_wait<kStages - 2>();  // unit k and its x have landed (this lane's copies) ...
+      __syncwarp();                  // ... and every lane's; the stage read last round is free again
+      if (k + kStages - 1 < total) {
+        issue_weights(k + kStages - 1);
+        issue_x(k + kStages - 1);
+      }
+      cp_async_commit();
+      const uint8_t* stage = stages + (k % kStages) * kStage;
+      const auto* p = reinterpret_cast<const uint4*>(stage + lane * U::kBytes);
+      uint32_t wv[U::kWords];
 #pragma unroll
-  for (int m = 0; m < MM; ++m) reinterpret_cast<float*>(stages)[m * 32 + lane] = acc[m];
-  __syncthreads();
-  for (int t = threadIdx.x; t < MM * 32; t += blockDim.x) {
-    const int m = t >> 5, l = t & 31, n = r0 + l;
-    if (m >= M || n >= N) continue;
-    float v = bias ? bias[n] : 0.f;
+      for (int v = 0; v < kVecs; ++v) {
+        const uint4 q = p[v];
+        wv[4 * v] = q.x, wv[4 * v + 1] = q.y, wv[4 * v + 2] = q.z, wv[4 * v + 3] = q.w;
+      }
+      U::template dot<MM>(wv, stage + L::kWeights, acc);
+    }
 #pragma unroll
-    for (int i = 0; i < U::kWarps; ++i)
-      v += reinterpret_cast<const float*>(smem + i * kStages * kStage)[m * 32 + l];
-    out[static_cast<int64_t>(m) * N + n] = T(v);
+    for (int m = 0; m < MM; ++m) {
+      part[(warp * MM + m) * 32 + lane] = acc[m];
+      acc[m] = 0.f;
+    }
+    __syncthreads();
+    const int r0 = 32 * (static_cast<int>(blockIdx.x) + j * static_cast<int>(gridDim.x));
+    for (int t = threadIdx.x; t < MM * 32; t += blockDim.x) {
+      const int m = t >> 5, l = t & 31, n = r0 + l;
+      if (m >= M || n >= N) continue;
+      float v = bias ? bias[n] : 0.f;
+#pragma unroll
+      for (int i = 0; i < U::kWarps; ++i) v += part[(i * MM + m) * 32 + l];
+      out[static_cast<int64_t>(m) * N + n] = T(v);
+    }
+    __syncthreads();  // `part` is written again for the next group
   }
 }
 
 template <class U, class T, int MM>
 void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* xq, const float2* xs, int Kp,
                  int M, int N, const float* bias, T* out, cudaStream_t s) {
-  constexpr int smem = U::kWarps * kStages * 32 * U::kBytes;
+  constexpr int smem = RowsLayout<U, MM>::kBytes;
   auto kernel = gemv_rows_kernel<U, T, MM>;
-  // Above the default 48 KiB of shared memory, asked for once per kernel (no runtime call when captured).
-  static const bool ready = [&] {
+  // Asked for once per kernel (no runtime calls when a decode step is captured): shared memory above the
+  // default 48 KiB, and the blocks that fit on the device at once, which the grid fills once.
+  static const unsigned resident = [&] {
     MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
+    int device = 0, sms = 0, per_sm = 0;
+    MTL_CUDA_CHECK(cudaGetDevice(&device));
+    MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, U::kWarps * 32, smem));
+    return static_cast<unsigned>(std::max(1, sms * per_sm));
   }();
-  (void)ready;
-  launch_dependent(kernel, static_cast<unsigned>((N + 31) / 32), U::kWarps * 32, smem, s, w, row_bytes, units,
-                   xq, xs, Kp, M, N, bias, out);
+  const unsigned groups = static_cast<unsigned>((N + 31) / 32);
+  launch_dependent(kernel, std::min(groups, resident), U::kWarps * 32, smem, s, w, row_bytes, units, xq, xs,
+                   Kp, M, N, bias, out);
 }
 
 template <class T, int MM>
