@@ -9,11 +9,12 @@
 //   weights while x is still being quantized and waits for x only before using it.
 // Two ways to stream the weights:
 // - rows whose 256-element units are whole 16-byte vectors (Q8_0, Q4_0, Q4_K with K a multiple of 256 and
-//   16-byte aligned rows, as model files lay them out): a block works on 32 rows at a time, one per lane,
-//   each warp on a share of the units; cp.async copies a unit of all 32 rows and the x it meets into shared
-//   memory at a time (coalesced, through no registers, no realignment), several units ahead, while the
-//   lanes decode an earlier one with 16-byte shared loads, each lane its own row. The lanes of a warp meet
-//   the same x (broadcast loads), so the per-byte work is little more than masks and dp4a;
+//   16-byte aligned rows, as model files lay them out; launch() says when Q8_0 goes the other way): a block
+//   works on 32 rows at a time, one per lane, each warp on a share of the units; cp.async copies a unit of
+//   all 32 rows and the x it meets into shared memory at a time (coalesced, through no registers, no
+//   realignment), several units ahead, while the lanes decode an earlier one with 16-byte shared loads,
+//   each lane its own row. The lanes of a warp meet the same x (broadcast loads), so the per-byte work is
+//   little more than masks and dp4a, and rows of x beyond the first cost no weight decoding;
 // - any other row (Q6_K's 210-byte blocks, odd block counts, 2-byte aligned views): a warp works on kRows
 //   rows at a time and copies each tile into shared memory with aligned 16-byte loads, realigned as stored,
 //   the next tile in flight while the current one is used.
@@ -423,14 +424,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Blocks of `kernel` that fit on the device at once, asked once per kernel: later calls (a captured decode
-// step among them) make no runtime queries. Any grid size is correct; this one fills the GPU once.
+// Blocks of `kernel` (`threads` each, `smem` bytes of dynamic shared memory) that fit on the device at once,
+// asked once per kernel: later calls (a captured decode step among them) make no runtime queries. Any grid
+// size is correct; this one fills the GPU once.
 template <class Kernel>
-unsigned resident_blocks(Kernel kernel) {
+unsigned resident_blocks(Kernel kernel, int threads, int smem) {
   int device = 0, sms = 0, per_sm = 0;
   MTL_CUDA_CHECK(cudaGetDevice(&device));
   MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, 0));
+  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
   return static_cast<unsigned>(std::max(1, sms * per_sm));
 }
 
@@ -439,7 +441,7 @@ void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int
               int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
   auto kernel = gemv_int8_kernel<Q, T, MM, kRows>;
-  static const unsigned resident = resident_blocks(kernel);
+  static const unsigned resident = resident_blocks(kernel, kWarps * 32, 0);
   launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
                    Kp, M, K, N, bias, out);
 }
@@ -719,15 +721,10 @@ void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* x
                  int M, int N, const float* bias, T* out, cudaStream_t s) {
   constexpr int smem = RowsLayout<U, MM>::kBytes;
   auto kernel = gemv_rows_kernel<U, T, MM>;
-  // Asked for once per kernel (no runtime calls when a decode step is captured): shared memory above the
-  // default 48 KiB, and the blocks that fit on the device at once, which the grid fills once.
+  // Shared memory above the default 48 KiB, allowed once per kernel (no runtime call when captured).
   static const unsigned resident = [&] {
     MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    int device = 0, sms = 0, per_sm = 0;
-    MTL_CUDA_CHECK(cudaGetDevice(&device));
-    MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, U::kWarps * 32, smem));
-    return static_cast<unsigned>(std::max(1, sms * per_sm));
+    return resident_blocks(kernel, U::kWarps * 32, smem);
   }();
   const unsigned groups = static_cast<unsigned>((N + 31) / 32);
   launch_dependent(kernel, std::min(groups, resident), U::kWarps * 32, smem, s, w, row_bytes, units, xq, xs,
@@ -738,8 +735,12 @@ template <class T, int MM>
 void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq,
             const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
   // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
-  const bool rows = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
-                    row_bytes < (int64_t{1} << 26);
+  const bool whole = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
+                     row_bytes < (int64_t{1} << 26);
+  // Measured on an H200: Q8_0 against one row of x streams faster through the staged kernel once W has more
+  // than a few row groups (0.53 against 0.44 of the copy bandwidth at 4096 x 11008); more rows of x, whose
+  // products share each decoded weight, and few rows of W favour the rows kernel, as do Q4_0 and Q4_K.
+  const bool rows = whole && (wt != DType::Q8_0 || M > 1 || N <= 1024);
 #define MTL_ROWS(U) launch_rows<U, T, MM>(w, row_bytes, K / kUnitElems, xq, xs, Kp, M, N, bias, out, s)
   if (rows) {
     switch (wt) {
