@@ -498,7 +498,8 @@ struct Unit32 {
 };
 
 struct RowsQ8_0 : Unit32<34> {
-  static constexpr int kWarps = 4;
+  static constexpr int kWarps =
+      4;  // a unit of 32 rows is 8.5 KiB: 4 stages of 4 warps in 142 KiB (one row of x)
   template <int MM>
   __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
 #pragma unroll
@@ -520,7 +521,8 @@ struct RowsQ8_0 : Unit32<34> {
 };
 
 struct RowsQ4_0 : Unit32<18> {
-  static constexpr int kWarps = 8;
+  static constexpr int kWarps =
+      8;  // 4.5 KiB per unit of 32 rows: 4 stages of 8 warps in 155 KiB (one row of x)
   template <int MM>
   __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
 #pragma unroll
@@ -549,7 +551,7 @@ struct RowsQ4_0 : Unit32<18> {
 // nibbles are group 2j and high nibbles group 2j + 1).
 struct RowsQ4_K {
   static constexpr int kBytes = 144, kWords = 36;
-  static constexpr int kWarps = 8;
+  static constexpr int kWarps = 8;  // as Q4_0
   template <int MM>
   __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
     const float d = half_f(w[0]), dmin = half_f(w[0] >> 16);
