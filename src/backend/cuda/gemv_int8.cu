@@ -498,8 +498,8 @@ struct Unit32 {
 };
 
 struct RowsQ8_0 : Unit32<34> {
-  static constexpr int kWarps =
-      4;  // a unit of 32 rows is 8.5 KiB: 4 stages of 4 warps in 142 KiB (one row of x)
+  // A unit of 32 rows is 8.5 KiB: 4 stages of 4 warps take 142 KiB (one row of x).
+  static constexpr int kWarps = 4;
   template <int MM>
   __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
 #pragma unroll
@@ -521,8 +521,8 @@ struct RowsQ8_0 : Unit32<34> {
 };
 
 struct RowsQ4_0 : Unit32<18> {
-  static constexpr int kWarps =
-      8;  // 4.5 KiB per unit of 32 rows: 4 stages of 8 warps in 155 KiB (one row of x)
+  // A unit of 32 rows is 4.5 KiB: 4 stages of 8 warps take 155 KiB (one row of x).
+  static constexpr int kWarps = 8;
   template <int MM>
   __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
 #pragma unroll
