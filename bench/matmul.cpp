@@ -93,6 +93,14 @@ METALLIC_BENCH(linear_gemv_rows8) {
   gemv_case(h, DType::BF16, 8, 4096, 11008);
   gemv_case(h, DType::Q8_0, 8, 4096, 11008);
   gemv_case(h, DType::Q4_0, 8, 4096, 11008);
+  gemv_case(h, DType::Q4_K, 8, 4096, 11008);
+}
+// Few output rows: the key/value projections of grouped-query attention in 8B- and 7B-class models.
+METALLIC_BENCH(linear_gemv_narrow) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
+    gemv_case(h, t, 1, 4096, 1024);
+    gemv_case(h, t, 1, 3584, 512);
+  }
 }
 // A 7B (Qwen2.5) MLP projection over a 512-token prompt.
 METALLIC_BENCH(linear_prefill) {

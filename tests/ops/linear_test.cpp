@@ -72,11 +72,12 @@ struct Param {
 class Linear : public test::DeviceTest<Param> {
  protected:
   // With `offset`, W starts off its natural alignment (2 bytes for block types, one element for dense ones)
-  // and x one element into its buffer.
-  void run_case(int64_t m, int64_t k, int64_t n, bool with_bias, uint32_t seed, bool offset = false) {
+  // and x one element into its buffer; otherwise W starts `weight_lead` bytes into its buffer.
+  void run_case(int64_t m, int64_t k, int64_t n, bool with_bias, uint32_t seed, bool offset = false,
+                int64_t weight_lead = 0) {
     const auto [dev, wt, xt] = GetParam();
     std::vector<float> wdeq;
-    const int64_t lead = offset ? (is_quantized(wt) ? 2 : element_size(wt)) : 0;
+    const int64_t lead = offset ? (is_quantized(wt) ? 2 : element_size(wt)) : weight_lead;
     Tensor w = make_weight(ctx, wt, n, k, seed, wdeq, lead);
     const int64_t xlead = offset ? 1 : 0;
     auto xv = test::random_floats(static_cast<size_t>(xlead + m * k), seed + 1);
@@ -136,6 +137,18 @@ TEST_P(Linear, GemvOddBlocksAndOffsets) {
   run_case(1, k, 19, false, 12, true);
   run_case(6, k, 7, true, 13, true);
   run_case(1, 2 * k, 130, true, 14, true);
+}
+
+TEST_P(Linear, GemvRowGroups) {
+  // K a multiple of 256: quantized rows of whole 16-byte vectors take the 32-rows-per-block path, whose
+  // warps split the row's 256-element units (more units than warps, then fewer). N is not a multiple of
+  // 32, and the last case's W starts 64 bytes into its buffer (still 16-byte aligned).
+  run_case(1, 256 * 11, 70, true, 20);
+  run_case(3, 256 * 11, 33, false, 21);
+  run_case(7, 256 * 3, 100, true, 22);
+  run_case(2, 256 * 20, 64, false, 23, false, 64);
+  // More than 1024 rows of W against one row of x: Q8_0 streams through the staged kernel instead.
+  run_case(1, 512, 1100, true, 24);
 }
 
 TEST_P(Linear, BatchedRows) {

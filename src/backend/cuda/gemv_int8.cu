@@ -3,13 +3,21 @@
 // for; instead:
 // - a first kernel rounds the rows of x to 8 bits in blocks of 32 (an f32 scale d and d * sum of the quants
 //   per block, the latter for the weight types with an offset or a min), into pool scratch;
-// - the GEMV multiplies four int8 pairs per __dp4a against the weight quants as they are stored (nibbles
+// - the GEMV multiplies four int8 pairs per dp4a against the weight quants as they are stored (nibbles
 //   masked, Q6_K's bias subtracted bytewise) and applies the block scales once per 32 (Q6_K: 8) products;
-// - weights stream in tiles of whole blocks: a warp works on kRows rows at a time and copies each tile into
-//   shared memory with coalesced, aligned 16-byte loads (the 34-, 18- and 210-byte blocks do not line up
-//   with them), the next tile in flight while the current one is used;
-// - the GEMV is launched as a programmatic dependent of the quantizing kernel: it starts streaming its first
-//   weight tile while x is still being quantized and waits for x only before using it.
+// - it is launched as a programmatic dependent of the quantizing kernel: it starts streaming its first
+//   weights while x is still being quantized and waits for x only before using it.
+// Two ways to stream the weights:
+// - rows whose 256-element units are whole 16-byte vectors (Q8_0, Q4_0, Q4_K with K a multiple of 256 and
+//   16-byte aligned rows, as model files lay them out; launch() says when Q8_0 goes the other way): a block
+//   works on 32 rows at a time, one per lane, each warp on a share of the units; cp.async copies a unit of
+//   all 32 rows and the x it meets into shared memory at a time (coalesced, through no registers, no
+//   realignment), several units ahead, while the lanes decode an earlier one with 16-byte shared loads,
+//   each lane its own row. The lanes of a warp meet the same x (broadcast loads), so the per-byte work is
+//   little more than masks and dp4a, and rows of x beyond the first cost no weight decoding;
+// - any other row (Q6_K's 210-byte blocks, odd block counts, 2-byte aligned views): a warp works on kRows
+//   rows at a time and copies each tile into shared memory with aligned 16-byte loads, realigned as stored,
+//   the next tile in flight while the current one is used.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -416,14 +424,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// Blocks of `kernel` that fit on the device at once, asked once per kernel: later calls (a captured decode
-// step among them) make no runtime queries. Any grid size is correct; this one fills the GPU once.
+// Blocks of `kernel` (`threads` each, `smem` bytes of dynamic shared memory) that fit on the device at once,
+// asked once per kernel: later calls (a captured decode step among them) make no runtime queries. Any grid
+// size is correct; this one fills the GPU once.
 template <class Kernel>
-unsigned resident_blocks(Kernel kernel) {
+unsigned resident_blocks(Kernel kernel, int threads, int smem) {
   int device = 0, sms = 0, per_sm = 0;
   MTL_CUDA_CHECK(cudaGetDevice(&device));
   MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, 0));
+  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
   return static_cast<unsigned>(std::max(1, sms * per_sm));
 }
 
@@ -432,14 +441,318 @@ void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int
               int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
   auto kernel = gemv_int8_kernel<Q, T, MM, kRows>;
-  static const unsigned resident = resident_blocks(kernel);
+  static const unsigned resident = resident_blocks(kernel, kWarps * 32, 0);
   launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
                    Kp, M, K, N, bias, out);
+}
+
+// ---- 32 rows per group, one per lane --------------------------------------------------------------------
+// A unit decoder U names kBytes (the bytes of 256 elements of a row, a multiple of 16), kWarps (warps per
+// block) and dot<MM>(w, x, acc): the products of one unit, its words in w, with rows 0..MM-1 of the unit's
+// x staged in shared memory, added to acc.
+
+constexpr int kUnitElems = 256;
+// A unit's x in shared memory, per row of x: the 256 quants, then the 8 blocks' (d, d * sum).
+constexpr int kXUnitBytes = kUnitElems + kUnitElems / kXBlock * 8;
+
+// Four unsigned bytes of a times four signed bytes of b, plus c: nibbles masked in place (up to 0xf0) stay
+// unsigned.
+__device__ __forceinline__ int dp4a_us(uint32_t a, int b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+// The word at an even byte offset (a compile-time constant once unrolled) of words held in registers.
+template <int N>
+__device__ __forceinline__ uint32_t word_at(const uint32_t (&w)[N], int byte) {
+  return byte & 2 ? __funnelshift_r(w[byte >> 2], w[(byte >> 2) + 1], 16) : w[byte >> 2];
+}
+template <int N>
+__device__ __forceinline__ float half_at(const uint32_t (&w)[N], int byte) {
+  return half_f(byte & 2 ? w[byte >> 2] >> 16 : w[byte >> 2]);
+}
+
+// Block b of row m of a unit's staged x: its 32 quants and (d, d * sum). Every lane reads the same address.
+struct X32 {
+  int4 lo, hi;
+  float2 s;
+};
+__device__ __forceinline__ X32 x_block(const uint8_t* x, int m, int b) {
+  const uint8_t* r = x + m * kXUnitBytes;
+  const auto* q = reinterpret_cast<const int4*>(r + 32 * b);
+  return {q[0], q[1], reinterpret_cast<const float2*>(r + kUnitElems)[b]};
+}
+
+// Q8_0 and Q4_0: eight blocks of kBlockBytes, an f16 scale then the quants.
+template <int kBlockBytes>
+struct Unit32 {
+  static constexpr int kBytes = 8 * kBlockBytes;
+  static constexpr int kWords = kBytes / 4;
+  // The quant words of block b.
+  template <int NQ>
+  __device__ static void quants(const uint32_t (&w)[kWords], int b, uint32_t (&q)[NQ]) {
+#pragma unroll
+    for (int i = 0; i < NQ; ++i) q[i] = word_at(w, kBlockBytes * b + 2 + 4 * i);
+  }
+};
+
+struct RowsQ8_0 : Unit32<34> {
+  // A unit of 32 rows is 8.5 KiB: 4 stages of 4 warps take 142 KiB (one row of x).
+  static constexpr int kWarps = 4;
+  template <int MM>
+  __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
+#pragma unroll
+    for (int b = 0; b < 8; ++b) {
+      const float d = half_at(w, 34 * b);
+      uint32_t q[8];
+      quants(w, b, q);
+#pragma unroll
+      for (int m = 0; m < MM; ++m) {
+        const X32 x = x_block(xu, m, b);
+        int a0 = __dp4a(static_cast<int>(q[0]), x.lo.x, 0), a1 = __dp4a(static_cast<int>(q[4]), x.hi.x, 0);
+        a0 = __dp4a(static_cast<int>(q[1]), x.lo.y, a0), a1 = __dp4a(static_cast<int>(q[5]), x.hi.y, a1);
+        a0 = __dp4a(static_cast<int>(q[2]), x.lo.z, a0), a1 = __dp4a(static_cast<int>(q[6]), x.hi.z, a1);
+        a0 = __dp4a(static_cast<int>(q[3]), x.lo.w, a0), a1 = __dp4a(static_cast<int>(q[7]), x.hi.w, a1);
+        acc[m] = fmaf(d * x.s.x, static_cast<float>(a0 + a1), acc[m]);
+      }
+    }
+  }
+};
+
+struct RowsQ4_0 : Unit32<18> {
+  // A unit of 32 rows is 4.5 KiB: 4 stages of 8 warps take 155 KiB (one row of x).
+  static constexpr int kWarps = 8;
+  template <int MM>
+  __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
+#pragma unroll
+    for (int b = 0; b < 8; ++b) {
+      // The high nibbles are used in place, 16 times their value: the block sums 16 (q . q_x) and the
+      // offset of 8 becomes 8 * 16 * sum q_x.
+      const float d16 = half_at(w, 18 * b) * 0.0625f;
+      uint32_t q[4], lo[4], hi[4];
+      quants(w, b, q);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) lo[i] = q[i] & 0x0f0f0f0fu, hi[i] = q[i] & 0xf0f0f0f0u;
+#pragma unroll
+      for (int m = 0; m < MM; ++m) {
+        const X32 x = x_block(xu, m, b);
+        int a = dp4a_us(lo[0], x.lo.x, 0), c = dp4a_us(hi[0], x.hi.x, 0);
+        a = dp4a_us(lo[1], x.lo.y, a), c = dp4a_us(hi[1], x.hi.y, c);
+        a = dp4a_us(lo[2], x.lo.z, a), c = dp4a_us(hi[2], x.hi.z, c);
+        a = dp4a_us(lo[3], x.lo.w, a), c = dp4a_us(hi[3], x.hi.w, c);
+        acc[m] = fmaf(d16, fmaf(x.s.x, static_cast<float>(16 * a + c), -128.f * x.s.y), acc[m]);
+      }
+    }
+  }
+};
+
+// Q4_K: one super-block (d, dmin, 12 bytes of 6-bit scales and mins, 4 chunks of 32 quant bytes whose low
+// nibbles are group 2j and high nibbles group 2j + 1).
+struct RowsQ4_K {
+  static constexpr int kBytes = 144, kWords = 36;
+  static constexpr int kWarps = 8;  // as Q4_0
+  template <int MM>
+  __device__ static void dot(const uint32_t (&w)[kWords], const uint8_t* xu, float (&acc)[MM]) {
+    const float d = half_f(w[0]), dmin = half_f(w[0] >> 16);
+    // The scales and mins of groups 0..3 and 4..7, a byte each (quant::get_scale_min_k4, four at a time).
+    const uint32_t sc_lo = w[1] & 0x3f3f3f3fu, sc_hi = (w[3] & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+    const uint32_t mn_lo = w[2] & 0x3f3f3f3fu,
+                   mn_hi = ((w[3] >> 4) & 0x0f0f0f0fu) | ((w[2] >> 2) & 0x30303030u);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      // Groups 2j and 2j + 1: bytes 2j % 4 and 2j % 4 + 1 of the word of groups 0..3 or 4..7.
+      const uint32_t sc = (j < 2 ? sc_lo : sc_hi) >> (16 * (j & 1)),
+                     mn = (j < 2 ? mn_lo : mn_hi) >> (16 * (j & 1));
+      const float d1 = d * static_cast<float>(sc & 0xff), m1 = dmin * static_cast<float>(mn & 0xff);
+      // The high nibbles are used in place, 16 times their value.
+      const float d2 = d * static_cast<float>((sc >> 8) & 0xff) * 0.0625f,
+                  m2 = dmin * static_cast<float>((mn >> 8) & 0xff);
+      uint32_t lo[8], hi[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        lo[i] = w[4 + 8 * j + i] & 0x0f0f0f0fu, hi[i] = w[4 + 8 * j + i] & 0xf0f0f0f0u;
+#pragma unroll
+      for (int m = 0; m < MM; ++m) {
+        const X32 x1 = x_block(xu, m, 2 * j), x2 = x_block(xu, m, 2 * j + 1);
+        int a = dp4a_us(lo[0], x1.lo.x, 0), c = dp4a_us(hi[0], x2.lo.x, 0);
+        a = dp4a_us(lo[1], x1.lo.y, a), c = dp4a_us(hi[1], x2.lo.y, c);
+        a = dp4a_us(lo[2], x1.lo.z, a), c = dp4a_us(hi[2], x2.lo.z, c);
+        a = dp4a_us(lo[3], x1.lo.w, a), c = dp4a_us(hi[3], x2.lo.w, c);
+        a = dp4a_us(lo[4], x1.hi.x, a), c = dp4a_us(hi[4], x2.hi.x, c);
+        a = dp4a_us(lo[5], x1.hi.y, a), c = dp4a_us(hi[5], x2.hi.y, c);
+        a = dp4a_us(lo[6], x1.hi.z, a), c = dp4a_us(hi[6], x2.hi.z, c);
+        a = dp4a_us(lo[7], x1.hi.w, a), c = dp4a_us(hi[7], x2.hi.w, c);
+        // (d sc q - dmin m) . d_x q_x = d sc d_x (q . q_x) - dmin m (d_x sum q_x), per group.
+        acc[m] += fmaf(d1 * x1.s.x, static_cast<float>(a), -m1 * x1.s.y) +
+                  fmaf(d2 * x2.s.x, static_cast<float>(c), -m2 * x2.s.y);
+      }
+    }
+  }
+};
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Shared memory of the rows kernel: per warp kStages stages (a unit of 32 rows, then its x), then the
+// warps' partial sums.
+template <class U, int MM>
+struct RowsLayout {
+  static constexpr int kWeights = 32 * U::kBytes, kStageBytes = kWeights + MM * kXUnitBytes;
+  static constexpr int bytes(int stages) { return U::kWarps * (stages * kStageBytes + MM * 32 * 4); }
+  // Units in flight per warp: four (three ahead of the one decoded) where they fit, else three.
+  static constexpr int kStages = bytes(4) <= 200 * 1024 ? 4 : 3;
+  static constexpr int kBytes = bytes(kStages);
+};
+
+// Persistent: block b takes the row groups b, b + gridDim.x, ... (rows 32g.., lane l: row 32g + l), and warp
+// v the units v, v + kWarps, ... of each. A warp's copies run kStages - 1 units ahead through the groups; the
+// warps' partial sums meet in shared memory at the end of each group.
+template <class U, class T, int MM>
+__global__ void __launch_bounds__(U::kWarps * 32)
+    gemv_rows_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int units,
+                     const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int N,
+                     const float* __restrict__ bias, T* __restrict__ out) {
+  using L = RowsLayout<U, MM>;
+  constexpr int kVecs = U::kBytes / 16, kStages = L::kStages, kStage = L::kStageBytes;
+  constexpr int kXVecs = kXUnitBytes / 16;  // per row of x
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint8_t* stages = smem + warp * kStages * kStage;
+  float* part = reinterpret_cast<float*>(smem + U::kWarps * kStages * kStage);  // [warp][m][lane]
+  const uint32_t sbase = static_cast<uint32_t>(__cvta_generic_to_shared(stages));
+  const int groups = (N + 31) / 32;
+  const int per = warp < units ? (units - warp + U::kWarps - 1) / U::kWarps : 0;  // units per group
+  const int mine = (groups - static_cast<int>(blockIdx.x) + static_cast<int>(gridDim.x) - 1) /
+                   static_cast<int>(gridDim.x);  // groups of this block (the grid is at most `groups`)
+  const int total = per * mine;
+  // Copy i of a unit moves vector (lane + 32 i) % kVecs of row (lane + 32 i) / kVecs to byte 16 (lane + 32 i)
+  // of the stage: the 32 rows' units one after the other.
+  uint32_t src_off[kVecs];
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int c = lane + 32 * i;
+    src_off[i] = static_cast<uint32_t>(c / kVecs * row_bytes) + 16 * (c % kVecs);
+  }
+  auto unit_of = [&](int k) { return warp + (k % per) * U::kWarps; };
+  auto group_of = [&](int k) { return static_cast<int>(blockIdx.x) + k / per * static_cast<int>(gridDim.x); };
+  auto issue_weights = [&](int k) {
+    const int r0 = 32 * group_of(k);
+    const uint8_t* src = w + r0 * row_bytes + static_cast<int64_t>(unit_of(k)) * U::kBytes;
+    const uint32_t dst = sbase + (k % kStages) * kStage + 16 * lane;
+    if (r0 + 32 <= N) {
+#pragma unroll
+      for (int i = 0; i < kVecs; ++i) cp_async16(dst + 512 * i, src + src_off[i]);
+    } else {  // rows past N re-read the last one; their sums are dropped
+#pragma unroll
+      for (int i = 0; i < kVecs; ++i) {
+        const int c = lane + 32 * i, r = min(r0 + c / kVecs, N - 1) - r0;
+        cp_async16(dst + 512 * i, src + r * row_bytes + 16 * (c % kVecs));
+      }
+    }
+  };
+  auto issue_x = [&](int k) {  // rows of x past M repeat the last; their sums are dropped
+    const int e = unit_of(k) * kUnitElems;
+    const uint32_t dst = sbase + (k % kStages) * kStage + L::kWeights;
+    for (int c = lane; c < MM * kXVecs; c += 32) {
+      const int m = c / kXVecs, v = c - m * kXVecs, mr = min(m, M - 1);
+      const void* src =
+          v < kUnitElems / 16
+              ? static_cast<const void*>(xq + mr * static_cast<int64_t>(Kp) + e + 16 * v)
+              : static_cast<const void*>(xs + mr * (Kp / kXBlock) + e / kXBlock + 2 * (v - kUnitElems / 16));
+      cp_async16(dst + 16 * c, src);
+    }
+  };
+  // Weights do not depend on the previous kernel: the first ones stream before it has finished.
+#pragma unroll
+  for (int k = 0; k < kStages - 1; ++k)
+    if (k < total) issue_weights(k);
+  wait_for_producer();  // x is quantized from here on
+#pragma unroll
+  for (int k = 0; k < kStages - 1; ++k) {
+    if (k < total) issue_x(k);
+    cp_async_commit();
+  }
+  float acc[MM] = {};
+  for (int j = 0, k = 0; j < mine; ++j) {
+    for (int i = 0; i < per; ++i, ++k) {
+      cp_async_wait<kStages - 2>();  // unit k and its x have landed (this lane's copies) ...
+      __syncwarp();                  // ... and every lane's; the stage read last round is free again
+      if (k + kStages - 1 < total) {
+        issue_weights(k + kStages - 1);
+        issue_x(k + kStages - 1);
+      }
+      cp_async_commit();
+      const uint8_t* stage = stages + (k % kStages) * kStage;
+      const auto* p = reinterpret_cast<const uint4*>(stage + lane * U::kBytes);
+      uint32_t wv[U::kWords];
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) {
+        const uint4 q = p[v];
+        wv[4 * v] = q.x, wv[4 * v + 1] = q.y, wv[4 * v + 2] = q.z, wv[4 * v + 3] = q.w;
+      }
+      U::template dot<MM>(wv, stage + L::kWeights, acc);
+    }
+#pragma unroll
+    for (int m = 0; m < MM; ++m) {
+      part[(warp * MM + m) * 32 + lane] = acc[m];
+      acc[m] = 0.f;
+    }
+    __syncthreads();
+    const int r0 = 32 * (static_cast<int>(blockIdx.x) + j * static_cast<int>(gridDim.x));
+    for (int t = threadIdx.x; t < MM * 32; t += blockDim.x) {
+      const int m = t >> 5, l = t & 31, n = r0 + l;
+      if (m >= M || n >= N) continue;
+      float v = bias ? bias[n] : 0.f;
+#pragma unroll
+      for (int i = 0; i < U::kWarps; ++i) v += part[(i * MM + m) * 32 + l];
+      out[static_cast<int64_t>(m) * N + n] = T(v);
+    }
+    __syncthreads();  // `part` is written again for the next group
+  }
+}
+
+template <class U, class T, int MM>
+void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* xq, const float2* xs, int Kp,
+                 int M, int N, const float* bias, T* out, cudaStream_t s) {
+  constexpr int smem = RowsLayout<U, MM>::kBytes;
+  auto kernel = gemv_rows_kernel<U, T, MM>;
+  // Shared memory above the default 48 KiB, allowed once per kernel (no runtime call when captured).
+  static const unsigned resident = [&] {
+    MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return resident_blocks(kernel, U::kWarps * 32, smem);
+  }();
+  const unsigned groups = static_cast<unsigned>((N + 31) / 32);
+  launch_dependent(kernel, std::min(groups, resident), U::kWarps * 32, smem, s, w, row_bytes, units, xq, xs,
+                   Kp, M, N, bias, out);
 }
 
 template <class T, int MM>
 void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq,
             const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
+  // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
+  const bool whole = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
+                     row_bytes < (int64_t{1} << 26);
+  // Measured on an H200: Q8_0 against one row of x streams faster through the staged kernel once W has more
+  // than a few row groups (0.53 against 0.44 of the copy bandwidth at 4096 x 11008); more rows of x, whose
+  // products share each decoded weight, and few rows of W favour the rows kernel, as do Q4_0 and Q4_K.
+  const bool rows = whole && (wt != DType::Q8_0 || M > 1 || N <= 1024);
+#define MTL_ROWS(U) launch_rows<U, T, MM>(w, row_bytes, K / kUnitElems, xq, xs, Kp, M, N, bias, out, s)
+  if (rows) {
+    switch (wt) {
+      case DType::Q8_0: MTL_ROWS(RowsQ8_0); return;
+      case DType::Q4_0: MTL_ROWS(RowsQ4_0); return;
+      case DType::Q4_K: MTL_ROWS(RowsQ4_K); return;
+      default: break;
+    }
+  }
+#undef MTL_ROWS
 #define MTL_INT8(Q) launch_q<Q, T, MM>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s)
   switch (wt) {
     case DType::Q8_0: MTL_INT8(Q8_0); break;
