@@ -147,7 +147,7 @@ TEST_P(Linear, GemvRowGroups) {
   run_case(3, 256 * 11, 33, false, 21);
   run_case(7, 256 * 3, 100, true, 22);
   run_case(2, 256 * 20, 64, false, 23, false, 64);
-  // More than 1024 rows of W against one row of x: Q8_0 streams through the staged kernel instead.
+  // More than 1024 rows of W against one row of x stream through the staged kernel instead.
   run_case(1, 512, 1100, true, 24);
 }
 

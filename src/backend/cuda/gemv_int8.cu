@@ -739,10 +739,10 @@ void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, c
   // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
   const bool whole = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
                      row_bytes < (int64_t{1} << 26);
-  // Measured on an H200: Q8_0 against one row of x streams faster through the staged kernel once W has more
-  // than a few row groups (0.53 against 0.44 of the copy bandwidth at 4096 x 11008); more rows of x, whose
-  // products share each decoded weight, and few rows of W favour the rows kernel, as do Q4_0 and Q4_K.
-  const bool rows = whole && (wt != DType::Q8_0 || M > 1 || N <= 1024);
+  // Measured on an H200: against one row of x the staged kernel streams a wide W as fast or faster (Q8_0
+  // 0.53 against 0.44 of the copy bandwidth at 4096 x 11008, Q4_0 0.36 against 0.34); more rows of x, whose
+  // products share each decoded weight (2-2.3x at 8 rows), and narrow W (4-14%) favour the rows kernel.
+  const bool rows = whole && (M > 1 || N <= 1024);
 #define MTL_ROWS(U) launch_rows<U, T, MM>(w, row_bytes, K / kUnitElems, xq, xs, Kp, M, N, bias, out, s)
   if (rows) {
     switch (wt) {
