@@ -2,9 +2,12 @@
 // file provides to the dispatcher in attention.cu.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace metallic::cuda::attn {
 
@@ -61,5 +64,18 @@ void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, c
 
 /// log2(e), to move an additive natural-log mask into the base-2 domain.
 constexpr float kLog2e = 1.4426950408889634f;
+
+/// Two floats rounded to T (f16 or bf16) and packed in one register, low element first: the operand
+/// layout of the tensor-core instructions.
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
 
 }  // namespace metallic::cuda::attn

@@ -37,17 +37,11 @@ struct KvParams {
   int64_t freq_stride;
 };
 
-// The work of one token, one thread per item: rotated q pairs, q's unrotated tail, then (when the position
-// lies in the cache) rotated k pairs, k's tail and v's elements. Every thread has at most one item, so a
-// token costs one round trip to memory rather than one per loop step.
-struct Items {
-  int q_rot, q_pass, k_rot, k_pass, v;
-  __host__ __device__ int total() const { return q_rot + q_pass + k_rot + k_pass + v; }
-};
-
-__host__ __device__ inline Items items_of(const KvParams& p) {
-  const int pass = p.d - 2 * p.half;
-  return {p.hq * p.half, p.hq * pass, p.hkv * p.half, p.hkv * pass, p.hkv * p.d};
+// The work of one token, one thread per item: q's rotated pairs and unrotated tail, then (when the position
+// lies in the cache) k's, then v's elements. Every thread has at most one item, so a token costs one round
+// trip to memory rather than one per loop step.
+__host__ __device__ inline int items_of(const KvParams& p) {
+  return (p.hq + p.hkv) * (p.d - p.half) + p.hkv * p.d;
 }
 
 template <class T, class C>
@@ -78,47 +72,38 @@ __global__ void __launch_bounds__(kThreads) rope_kv_write_kernel(KvParams p) {
     out[a] = backend::store<C>(x * s_cos[i] - y * s_sin[i]);
     out[a + second] = backend::store<C>(x * s_sin[i] + y * s_cos[i]);
   };
-  const Items n = items_of(p);
   int item = static_cast<int>(blockIdx.z) * kThreads + static_cast<int>(threadIdx.x);
+  // Handles `item` if it falls among the rotated pairs or the tail of these heads, else moves past them.
+  const auto heads = [&](const T* in, int64_t in_h, C* out, int64_t out_h, int n) {
+    if (item < n * p.half) {
+      rotate(in + item / p.half * in_h, out + item / p.half * out_h, item % p.half);
+      return true;
+    }
+    item -= n * p.half;
+    if (item < n * pass) {
+      const int h = item / pass, j = rot + item % pass;
+      out[h * out_h + j] = backend::store<C>(backend::load(in[h * in_h + j]));
+      return true;
+    }
+    item -= n * pass;
+    return false;
+  };
   // Pairs are read and written by one thread, so q_out may be q itself.
   const T* q = static_cast<const T*>(p.q) + b * p.qs.b + s * p.qs.s;
   C* qo = static_cast<C*>(p.q_out) + b * p.qos.b + s * p.qos.s;
-  if (item < n.q_rot) {
-    rotate(q + item / p.half * p.qs.h, qo + item / p.half * p.qos.h, item % p.half);
-    return;
-  }
-  item -= n.q_rot;
-  if (item < n.q_pass) {
-    const int h = item / pass, j = rot + item % pass;
-    qo[h * p.qos.h + j] = backend::store<C>(backend::load(q[h * p.qs.h + j]));
-    return;
-  }
-  item -= n.q_pass;
-  if (pos < 0 || pos >= p.capacity) return;
+  if (heads(q, p.qs.h, qo, p.qos.h, p.hq) || pos < 0 || pos >= p.capacity) return;
   const T* k = static_cast<const T*>(p.k) + b * p.ks.b + s * p.ks.s;
   C* kc = static_cast<C*>(p.k_cache) + b * p.kcs.b + static_cast<int64_t>(pos) * p.kcs.s;
-  if (item < n.k_rot) {
-    rotate(k + item / p.half * p.ks.h, kc + item / p.half * p.kcs.h, item % p.half);
-    return;
-  }
-  item -= n.k_rot;
-  if (item < n.k_pass) {
-    const int h = item / pass, j = rot + item % pass;
-    kc[h * p.kcs.h + j] = backend::store<C>(backend::load(k[h * p.ks.h + j]));
-    return;
-  }
-  item -= n.k_pass;
-  if (item < n.v) {
-    const T* v = static_cast<const T*>(p.v) + b * p.vs.b + s * p.vs.s;
-    C* vc = static_cast<C*>(p.v_cache) + b * p.vcs.b + static_cast<int64_t>(pos) * p.vcs.s;
-    const int h = item / p.d, j = item % p.d;
-    vc[h * p.vcs.h + j] = backend::store<C>(backend::load(v[h * p.vs.h + j]));
-  }
+  if (heads(k, p.ks.h, kc, p.kcs.h, p.hkv) || item >= p.hkv * p.d) return;
+  const T* v = static_cast<const T*>(p.v) + b * p.vs.b + s * p.vs.s;
+  C* vc = static_cast<C*>(p.v_cache) + b * p.vcs.b + static_cast<int64_t>(pos) * p.vcs.s;
+  const int h = item / p.d, j = item % p.d;
+  vc[h * p.vcs.h + j] = backend::store<C>(backend::load(v[h * p.vs.h + j]));
 }
 
 template <class T>
 void launch_typed(const KvParams& p, DType cache, unsigned seq, unsigned batch, cudaStream_t stream) {
-  const dim3 grid(seq, batch, static_cast<unsigned>((items_of(p).total() + kThreads - 1) / kThreads));
+  const dim3 grid(seq, batch, static_cast<unsigned>((items_of(p) + kThreads - 1) / kThreads));
   switch (cache) {
     case DType::F32: launch_dependent(rope_kv_write_kernel<T, float>, grid, kThreads, 0, stream, p); break;
     case DType::F16: launch_dependent(rope_kv_write_kernel<T, f16>, grid, kThreads, 0, stream, p); break;
