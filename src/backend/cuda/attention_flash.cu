@@ -229,9 +229,7 @@ __global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
   T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    float sum = row_sum[half];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float sum = quad_sum(row_sum[half]);
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     const int row = row_lo + half * 8;
     if (row >= p.sq) continue;
@@ -408,9 +406,7 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
   float* s_o = s_l + 4 * kDecodeRows;           // [warp][row][D]
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    float sum = row_sum[half];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float sum = quad_sum(row_sum[half]);
     const int r = g + 8 * half;
     if (t == 0) {
       s_m[warp * kDecodeRows + r] = row_max[half];

@@ -396,9 +396,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   T* out = static_cast<T*>(p.out) + b * p.o_stride[0] + h * p.o_stride[1];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    float sum = row_sum[half];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const float sum = quad_sum(row_sum[half]);
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     const int row = row0 + 8 * half;
     if (row >= p.sq) continue;

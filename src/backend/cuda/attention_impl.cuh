@@ -78,4 +78,10 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   }
 }
 
+/// The sum of `v` over the four lanes of a quad: the threads that hold one row of an mma tile.
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
 }  // namespace metallic::cuda::attn
