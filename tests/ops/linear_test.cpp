@@ -157,6 +157,11 @@ TEST_P(Linear, BatchedRows) {
   run_case(64, k, 130, false, 6);
 }
 
+TEST_P(Linear, LongRowsFourPerBlock) {
+  // One row of x against 2048 or more long weight rows: blocks take 4 rows and loop over several steps.
+  run_case(1, 4864, 2050, true, 9);
+}
+
 TEST_P(Linear, LargeK) {
   // K beyond one staged chunk of x.
   run_case(1, 9216, 20, false, 7);
