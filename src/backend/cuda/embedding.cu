@@ -117,8 +117,7 @@ constexpr int kCopyUnroll = 8;
 void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   cudaStream_t s = stream_of(out);
   const DType tt = table.dtype();
-  const int64_t row_bytes =
-      is_quantized(tt) ? storage_bytes(tt, table.stride(0)) : table.stride(0) * element_size(tt);
+  const int64_t row_bytes = row_stride_bytes(table);
   const int64_t col_bytes = is_quantized(tt) ? 0 : table.stride(1) * element_size(tt);
   const int64_t t = ids.numel(), d = table.dim(1), v = table.dim(0);
   const auto* pt = static_cast<const uint8_t*>(table.data());

@@ -14,11 +14,6 @@
 namespace metallic::cuda {
 namespace {
 
-int64_t weight_row_bytes(const Tensor& w) {
-  return is_quantized(w.dtype()) ? storage_bytes(w.dtype(), w.stride(0))
-                                 : w.stride(0) * element_size(w.dtype());
-}
-
 // An f32 copy of `t` in pool scratch unless it already is dense f32 at a 16-byte aligned address.
 Tensor f32_aligned(const Tensor& t) {
   if (t.dtype() == DType::F32 && t.is_contiguous() && reinterpret_cast<uintptr_t>(t.data()) % 16 == 0)
@@ -31,8 +26,7 @@ Tensor f32_aligned(const Tensor& t) {
 }  // namespace
 
 bool fused_linear_single_pass(const Tensor& weight, int64_t rows) {
-  return !is_quantized(weight.dtype()) && rows <= kGemvMaxRows && weight.dim(1) <= (int64_t{1} << 30) &&
-         weight.dim(0) < (int64_t{1} << 31) && gemv_supported(weight, weight_row_bytes(weight));
+  return !is_quantized(weight.dtype()) && gemv_takes(weight, rows);
 }
 
 void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const FusedLinearOptions& o,
@@ -44,8 +38,7 @@ void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     const Tensor b = bias.defined() ? f32_aligned(bias) : Tensor();
     const Tensor g = o.norm_weight.defined() ? f32_aligned(o.norm_weight) : Tensor();
     const GemvFusion f{o.rms_norm, g.defined() ? g.data_as<float>() : nullptr, o.eps, o.epilogue};
-    gemv(x, weight, weight_row_bytes(weight), b.defined() ? b.data_as<float>() : nullptr, out, stream_of(out),
-         f);
+    gemv(x, weight, b.defined() ? b.data_as<float>() : nullptr, out, stream_of(out), f);
   } else {
     Tensor xn = x;
     if (o.rms_norm) {

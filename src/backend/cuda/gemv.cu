@@ -18,6 +18,7 @@
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/gemv_int8.h"
+#include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
 #include "metallic/core/context.h"
 #include "metallic/core/half.h"
@@ -360,7 +361,9 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
 
 }  // namespace
 
-bool gemv_supported(const Tensor& w, int64_t row_bytes) {
+bool gemv_takes(const Tensor& w, int64_t rows) {
+  if (rows > kGemvMaxRows || w.dim(1) > (int64_t{1} << 30) || w.dim(0) >= (int64_t{1} << 31)) return false;
+  const int64_t row_bytes = row_stride_bytes(w);
   const auto addr = reinterpret_cast<uintptr_t>(w.data());
   switch (w.dtype()) {
     case DType::F32:
@@ -370,8 +373,9 @@ bool gemv_supported(const Tensor& w, int64_t row_bytes) {
   }
 }
 
-void gemv(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-          cudaStream_t s, const GemvFusion& fusion) {
+void gemv(const Tensor& x, const Tensor& w, const float* bias, const Tensor& out, cudaStream_t s,
+          const GemvFusion& fusion) {
+  const int64_t row_bytes = row_stride_bytes(w);
   if (is_quantized(w.dtype())) {
     check(!fusion.rms_norm && fusion.epilogue == LinearEpilogue::Store, ErrorCode::Internal,
           "linear: the integer GEMV has no fused forms");

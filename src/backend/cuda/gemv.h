@@ -14,8 +14,9 @@ namespace metallic::cuda {
 /// Rows of x the GEMV accepts.
 constexpr int64_t kGemvMaxRows = 8;
 
-/// True when gemv() handles `w` (rows `row_bytes` apart): a type it decodes and the alignment it needs.
-bool gemv_supported(const Tensor& w, int64_t row_bytes);
+/// True when gemv() handles `rows` rows of x against `w`: at most kGemvMaxRows, sizes its 32-bit indices
+/// reach, a type it decodes and the alignment it needs.
+bool gemv_takes(const Tensor& w, int64_t rows);
 
 /// The steps of fused_linear the GEMV folds around its product, for dense weights only.
 struct GemvFusion {
@@ -27,7 +28,7 @@ struct GemvFusion {
 
 /// out [M, N] (dense, x's dtype) = x [M, K] (dense rows, M <= kGemvMaxRows) times w^T, plus `bias` (f32 [N]
 /// or null), with `fusion` applied (out [M, N / 2] for SwiGLU); block-quantized w takes no fusion.
-void gemv(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-          cudaStream_t s, const GemvFusion& fusion = {});
+void gemv(const Tensor& x, const Tensor& w, const float* bias, const Tensor& out, cudaStream_t s,
+          const GemvFusion& fusion = {});
 
 }  // namespace metallic::cuda

@@ -115,6 +115,23 @@ __device__ __forceinline__ X64 load_x64(const int8_t* xq, const float2* xs) {
   return x;
 }
 
+// Two consecutive blocks of an f16 scale and Words 32-bit words of quants (Q8_0: 8, Q4_0: 4), read as whole
+// words from shared memory: block 0's quants start at byte 2, block 1's scale is the high half of word Words
+// and its quants start at word Words + 1.
+template <int Words>
+__device__ __forceinline__ void load_block_pair(const uint8_t* b, int (&q)[2 * Words], float& d0, float& d1) {
+  uint32_t wd[2 * Words + 1];
+#pragma unroll
+  for (int i = 0; i < 2 * Words + 1; ++i) wd[i] = ld_sh32(b + 4 * i);
+  d0 = half_f(wd[0] & 0xffffu);
+  d1 = half_f(wd[Words] >> 16);
+#pragma unroll
+  for (int i = 0; i < Words; ++i) {
+    q[i] = static_cast<int>(__funnelshift_r(wd[i], wd[i + 1], 16));
+    q[Words + i] = static_cast<int>(wd[Words + 1 + i]);
+  }
+}
+
 struct Q8_0 {  // unit: two blocks (64 elements, 68 bytes, 4-byte aligned in the tile)
   static constexpr int kTileElems = 2048, kTileBytes = 2176, kUnitsPerLane = 1;
   static constexpr bool kPartial = true;
@@ -125,18 +142,8 @@ struct Q8_0 {  // unit: two blocks (64 elements, 68 bytes, 4-byte aligned in the
   using X = X64;
   __device__ static int x_off(int u) { return 64 * u; }
   __device__ static W prep(const uint8_t* tile, int u) {
-    const uint8_t* b = tile + 68 * u;
-    uint32_t wd[17];
-#pragma unroll
-    for (int i = 0; i < 17; ++i) wd[i] = ld_sh32(b + 4 * i);
     W w;
-    w.d0 = half_f(wd[0] & 0xffffu);
-    w.d1 = half_f(wd[8] >> 16);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      w.q[i] = static_cast<int>(__funnelshift_r(wd[i], wd[i + 1], 16));  // block 0's quants start at byte 2
-      w.q[8 + i] = static_cast<int>(wd[9 + i]);                          // block 1's at byte 36
-    }
+    load_block_pair<8>(tile + 68 * u, w.q, w.d0, w.d1);
     return w;
   }
   __device__ static X load_x(const int8_t* xq, const float2* xs) { return load_x64(xq, xs); }
@@ -162,18 +169,8 @@ struct Q4_0 {  // unit: two blocks (64 elements, 36 bytes); a block's byte j hol
   using X = X64;
   __device__ static int x_off(int u) { return 64 * u; }
   __device__ static W prep(const uint8_t* tile, int u) {
-    const uint8_t* b = tile + 36 * u;
-    uint32_t wd[9];
-#pragma unroll
-    for (int i = 0; i < 9; ++i) wd[i] = ld_sh32(b + 4 * i);
     W w;
-    w.d0 = half_f(wd[0] & 0xffffu);
-    w.d1 = half_f(wd[4] >> 16);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      w.q[i] = static_cast<int>(__funnelshift_r(wd[i], wd[i + 1], 16));
-      w.q[4 + i] = static_cast<int>(wd[5 + i]);
-    }
+    load_block_pair<4>(tile + 36 * u, w.q, w.d0, w.d1);
     return w;
   }
   __device__ static X load_x(const int8_t* xq, const float2* xs) { return load_x64(xq, xs); }

@@ -19,6 +19,12 @@ inline cudaStream_t stream_of(const Tensor& t) {
   return static_cast<cudaStream_t>(t.context()->native().stream);
 }
 
+/// Bytes from one row (dim 0) of a 2-D tensor to the next; whole blocks for block-quantized types.
+inline int64_t row_stride_bytes(const Tensor& t) {
+  return is_quantized(t.dtype()) ? storage_bytes(t.dtype(), t.stride(0))
+                                 : t.stride(0) * element_size(t.dtype());
+}
+
 /// Grid size for a grid-stride loop over `n` items with `threads` per block.
 inline unsigned blocks_for(int64_t n, int threads) {
   const int64_t blocks = (n + threads - 1) / threads;

@@ -198,11 +198,9 @@ void linear_typed(const Tensor& x, const Tensor& weight, const float* bias, cons
                   cudaStream_t s) {
   const int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
   const DType wt = weight.dtype();
-  const int64_t row_bytes =
-      is_quantized(wt) ? storage_bytes(wt, weight.stride(0)) : weight.stride(0) * element_size(wt);
-  if (m <= kGemvMaxRows && k <= (int64_t{1} << 30) && n < (int64_t{1} << 31) &&
-      gemv_supported(weight, row_bytes)) {
-    gemv(x, weight, row_bytes, bias, out, s);
+  const int64_t row_bytes = row_stride_bytes(weight);
+  if (gemv_takes(weight, m)) {
+    gemv(x, weight, bias, out, s);
     return;
   }
   if (wt == x.dtype()) {  // dense weight in x's dtype: one GEMM on the transposed view
