@@ -96,32 +96,37 @@ TEST_P(ModelReference, Qwen2TinyQ8_0EveryPosition) {
     check_qwen2(ctx, "qwen2-tiny-tied-q8_0", 1e-4);
 }
 
-TEST_P(ModelReference, HalfPrecisionCacheStaysClose) {
-  const auto model =
-      Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx);
+// The f32 qwen2-tiny model with its reference's third case: the prompt and the logits of its last position.
+struct Qwen2Case {
+  std::shared_ptr<const Model> model;
+  std::vector<int32_t> prompt;
+  std::vector<float> last_logits;
+};
+
+Qwen2Case qwen2_case(const std::shared_ptr<Context>& ctx) {
   const nlohmann::json ref = read_json("models/qwen2-tiny/qwen2-tiny-tied-f32.reference.json");
   const auto& c = ref["cases"][2];
-  const auto prompt = c["prompt"].get<std::vector<int32_t>>();
+  return {Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx),
+          c["prompt"].get<std::vector<int32_t>>(), c["logits"].get<std::vector<std::vector<float>>>().back()};
+}
+
+TEST_P(ModelReference, HalfPrecisionCacheStaysClose) {
+  const auto [model, prompt, last_logits] = qwen2_case(ctx);
   KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F16);
   const std::vector<float> logits = model->forward(prompt, cache).to_vector<float>();
-  const auto rows = c["logits"].get<std::vector<std::vector<float>>>();
-  const double err = relative_l2(logits, rows.back());
+  const double err = relative_l2(logits, last_logits);
   EXPECT_TRUE(err <= 2e-3) << "f16 KV cache: relative L2 " << err;
 }
 
 // A prompt evaluated a few tokens per pass ends on the reference's last row, as one pass does.
 TEST_P(ModelReference, PrefillInPassesMatchesTheReference) {
-  const auto model =
-      Model::load(test::shared_path("models/qwen2-tiny/qwen2-tiny-tied-f32.gguf").string(), ctx);
-  const nlohmann::json ref = read_json("models/qwen2-tiny/qwen2-tiny-tied-f32.reference.json");
-  const auto& c = ref["cases"][2];
-  const auto prompt = c["prompt"].get<std::vector<int32_t>>();
+  const auto [model, prompt, last_logits] = qwen2_case(ctx);
   ASSERT_GT(prompt.size(), 6u);
   for (int64_t batch : {1, 3, 4, 1000}) {
     KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F32);
     const std::vector<float> logits = model->prefill(prompt, cache, batch).to_vector<float>();
     EXPECT_EQ(cache.size(), static_cast<int64_t>(prompt.size()));
-    const double err = relative_l2(logits, c["logits"].get<std::vector<std::vector<float>>>().back());
+    const double err = relative_l2(logits, last_logits);
     EXPECT_TRUE(err <= 1e-4) << "batch " << batch << ": relative L2 " << err;
   }
   KVCache cache = model->make_cache(static_cast<int64_t>(prompt.size()), DType::F32);
