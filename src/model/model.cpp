@@ -308,9 +308,9 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
                                  cache.values(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}), attention,
                                  o.view(q_heads).permute({0, 2, 1, 3}));
   };
-  // Products take their RMSNorm and residual add along where each runs as one kernel (the CPU, and decode
-  // on a GPU with dense weights); elsewhere fused_linear would run the separate ops, and the pair of a
-  // residual add and the next RMSNorm is one kernel (add_rms_norm) in the unfused sequence below.
+  // Products take their RMSNorm and residual add along where each is one pass over its weights (the CPU,
+  // and decode on a GPU); elsewhere fused_linear would run the separate ops, and the pair of a residual add
+  // and the next RMSNorm is one kernel (add_rms_norm) in the unfused sequence below.
   const auto single_pass = [&](const Tensor& w) { return !w.defined() || fused_linear_single_pass(w, n); };
   bool fuse = a == DType::F32 && single_pass(output_);
   for (const LayerWeights& L : layers_)

@@ -205,6 +205,16 @@ TEST_P(FusedLinear, BatchedRows) {
   run_case({9, k, 33, true, false, false, LinearEpilogue::Accumulate, 201});
 }
 
+TEST_P(FusedLinear, WholeUnitsWideAndNarrow) {
+  // K a multiple of 256: block-quantized weights stream one row per lane for narrow W or several rows of x,
+  // and through the staged kernel for one row of x against wide W and for every SwiGLU.
+  uint32_t seed = 400;
+  for (const LinearEpilogue e : {LinearEpilogue::Store, LinearEpilogue::Accumulate, LinearEpilogue::SwiGLU}) {
+    run_case({1, 512, 2200, true, true, e != LinearEpilogue::Accumulate, e, seed++});
+    run_case({2, 512, 40, true, false, true, e, seed++});
+  }
+}
+
 TEST_P(FusedLinear, LargeK) {
   run_case({1, 9216, 20, true, true, false, LinearEpilogue::SwiGLU, 300});
   run_case({3, 9216, 21, true, false, true, LinearEpilogue::Accumulate, 301});

@@ -29,9 +29,10 @@ struct FusedLinearOptions {
 void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const FusedLinearOptions& options, const Tensor& out);
 
-/// True when fused_linear runs as a single kernel for `rows` rows of x against `weight` (on its device).
-/// Otherwise it runs the separate ops, and a caller holding a fusion of its own for the neighbouring steps
-/// (add_rms_norm) runs fewer kernels with that.
+/// True when fused_linear makes a single pass over `weight` for `rows` rows of x, its norm and epilogue
+/// folded in (on CUDA one kernel, or for block-quantized weights a short kernel rounding x' to 8 bits and
+/// then the product). Otherwise it runs the separate ops, and a caller holding a fusion of its own for the
+/// neighbouring steps (add_rms_norm) runs fewer kernels with that.
 bool fused_linear_single_pass(const Tensor& weight, int64_t rows);
 
 }  // namespace metallic

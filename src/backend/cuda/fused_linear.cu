@@ -1,6 +1,6 @@
-// fused_linear on CUDA: dense weights and at most 8 rows of x take the fused GEMV (one kernel); everything
-// else (block-quantized weights, whose integer GEMV has no fused forms, and batches, which go to the GEMM)
-// runs the separate ops on pool scratch.
+// fused_linear on CUDA: at most 8 rows of x take the fused GEMV (one kernel for dense weights; for
+// block-quantized ones the kernel that rounds x to 8 bits, with the RMSNorm, and the integer GEMV, with the
+// epilogue); batches, which go to the GEMM, run the separate ops on pool scratch.
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/launch.h"
 #include "backend/fused_linear.h"
@@ -25,9 +25,7 @@ Tensor f32_aligned(const Tensor& t) {
 
 }  // namespace
 
-bool fused_linear_single_pass(const Tensor& weight, int64_t rows) {
-  return !is_quantized(weight.dtype()) && gemv_takes(weight, rows);
-}
+bool fused_linear_single_pass(const Tensor& weight, int64_t rows) { return gemv_takes(weight, rows); }
 
 void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const FusedLinearOptions& o,
                   const Tensor& out) {

@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
     if (n >= half || m >= M) return;
     const float gate = scale * sum(tid) + (a.bias ? a.bias[n] : 0.f);
     const float up = scale * sum(tid + kOuts * MM) + (a.bias ? a.bias[half + n] : 0.f);
-    a.out[static_cast<int64_t>(m) * half + n] = T(gate / (1.f + __expf(-gate)) * up);
+    a.out[static_cast<int64_t>(m) * half + n] = T(gemv_detail::swiglu_of(gate, up));
   } else {
     if (n >= N || m >= M) return;
     float v = scale * sum(tid) + (a.bias ? a.bias[n] : 0.f);
@@ -377,9 +377,7 @@ void gemv(const Tensor& x, const Tensor& w, const float* bias, const Tensor& out
           const GemvFusion& fusion) {
   const int64_t row_bytes = row_stride_bytes(w);
   if (is_quantized(w.dtype())) {
-    check(!fusion.rms_norm && fusion.epilogue == LinearEpilogue::Store, ErrorCode::Internal,
-          "linear: the integer GEMV has no fused forms");
-    gemv_int8(x, w, row_bytes, bias, out, s);
+    gemv_int8(x, w, row_bytes, bias, fusion, out, s);
     return;
   }
   // x is read in 16-byte vectors (K is a multiple of 8 here); an unaligned view goes through an aligned copy.

@@ -18,7 +18,7 @@ constexpr int64_t kGemvMaxRows = 8;
 /// reach, a type it decodes and the alignment it needs.
 bool gemv_takes(const Tensor& w, int64_t rows);
 
-/// The steps of fused_linear the GEMV folds around its product, for dense weights only.
+/// The steps of fused_linear the GEMV folds around its product.
 struct GemvFusion {
   bool rms_norm = false;        ///< normalise each row of x over K first
   const float* norm = nullptr;  ///< the norm's gain [K] (f32), null: ones
@@ -27,7 +27,7 @@ struct GemvFusion {
 };
 
 /// out [M, N] (dense, x's dtype) = x [M, K] (dense rows, M <= kGemvMaxRows) times w^T, plus `bias` (f32 [N]
-/// or null), with `fusion` applied (out [M, N / 2] for SwiGLU); block-quantized w takes no fusion.
+/// or null), with `fusion` applied (out [M, N / 2] for SwiGLU).
 void gemv(const Tensor& x, const Tensor& w, const float* bias, const Tensor& out, cudaStream_t s,
           const GemvFusion& fusion = {});
 

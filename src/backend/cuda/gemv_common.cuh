@@ -21,4 +21,7 @@ __device__ __forceinline__ float half_f(uint32_t bits) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
 }
 
+/// The SwiGLU epilogue: silu(gate) * up.
+__device__ __forceinline__ float swiglu_of(float gate, float up) { return gate / (1.f + __expf(-gate)) * up; }
+
 }  // namespace metallic::cuda::gemv_detail

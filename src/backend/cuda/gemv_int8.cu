@@ -48,16 +48,47 @@ constexpr int64_t kXPad = 64;
 
 // ---- x to 8 bits ---------------------------------------------------------------------------------------
 
-// One thread per 8 consecutive elements, 4 threads per block of 32. Elements in [K, Kp) are zeros.
-template <class T>
+// 1 / sqrt(mean of squares + eps) of a row of K elements, from each thread's partial sum of squares.
+__device__ float inverse_rms(float ss, int K, float eps) {
+  __shared__ float warp_sums[32];
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  ss = 0.f;
+  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) ss += warp_sums[w];
+  return rsqrtf(ss / static_cast<float>(K) + eps);
+}
+
+// One thread per 8 consecutive elements, 4 threads per block of 32. Elements in [K, Kp) are zeros. With
+// Norm, x is first RMS-normalised over K and scaled by `gain` (null: ones) in f32: a block that covers the
+// whole row sums the squares of its own values, otherwise each block reads the row once more for them.
+template <class T, bool Norm>
 __global__ void quantize_x_kernel(const T* __restrict__ x, int64_t ldx, int K, int Kp,
-                                  int8_t* __restrict__ xq, float2* __restrict__ xs) {
+                                  const float* __restrict__ gain, float eps, int8_t* __restrict__ xq,
+                                  float2* __restrict__ xs) {
   allow_dependents();  // the GEMV may start streaming weights now
   const int m = blockIdx.y;
   const int e = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
   float v[8];
 #pragma unroll
   for (int i = 0; i < 8; ++i) v[i] = e + i < K ? backend::load(x[m * ldx + e + i]) : 0.f;
+  if constexpr (Norm) {
+    float ss = 0.f;
+    if (gridDim.x == 1) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ss = fmaf(v[i], v[i], ss);
+    } else {
+#pragma unroll 4
+      for (int i = threadIdx.x; i < K; i += blockDim.x) {
+        const float u = backend::load(x[m * ldx + i]);
+        ss = fmaf(u, u, ss);
+      }
+    }
+    const float inv = inverse_rms(ss, K, eps);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] *= e + i < K ? inv * (gain ? gain[e + i] : 1.f) : 0.f;
+  }
   float amax = 0.f;
 #pragma unroll
   for (int i = 0; i < 8; ++i) amax = fmaxf(amax, fabsf(v[i]));
@@ -327,10 +358,24 @@ __device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[R], int e0
   }
 }
 
-// Sums the lanes' partial dot products of row group g, writes them and clears acc.
+// Weight row r of row group g: rows gR.. in order, or under SwiGLU (R = 2) gate row g and up row g + N.
+template <int R>
+__device__ __forceinline__ int group_row(int g, int r, int N, LinearEpilogue e) {
+  return e == LinearEpilogue::SwiGLU ? g + r * N : g * R + r;
+}
+
+// Stores y + bias into out [M, N] under the epilogue (Store or Accumulate).
+template <class T>
+__device__ __forceinline__ void put(T* out, int64_t at, float y, LinearEpilogue e) {
+  out[at] = T(e == LinearEpilogue::Accumulate ? backend::load(out[at]) + y : y);
+}
+
+// Sums the lanes' partial dot products of row group g, writes them (out [M, N]) and clears acc.
 template <class T, int MM, int R>
 __device__ __forceinline__ void write_group(float (&acc)[R][MM], int g, int lane, int M, int N,
-                                            const float* __restrict__ bias, T* __restrict__ out) {
+                                            const float* __restrict__ bias, T* __restrict__ out,
+                                            LinearEpilogue e) {
+  float y[R][MM];
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -339,9 +384,25 @@ __device__ __forceinline__ void write_group(float (&acc)[R][MM], int g, int lane
       acc[r][m] = 0.f;
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      y[r][m] = v;
+    }
+  if (e == LinearEpilogue::SwiGLU) {
+    static_assert(R == 2, "SwiGLU pairs one gate row with one up row");
+#pragma unroll
+    for (int m = 0; m < MM; ++m) {
+      const float gate = y[0][m] + (bias ? bias[g] : 0.f), up = y[1][m] + (bias ? bias[g + N] : 0.f);
+      if (lane == m % 32 && g < N && m < M)
+        out[static_cast<int64_t>(m) * N + g] = T(gemv_detail::swiglu_of(gate, up));
+    }
+    return;
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MM; ++m) {
       const int n = g * R + r;
       if (lane == (r * MM + m) % 32 && n < N && m < M)
-        out[static_cast<int64_t>(m) * N + n] = T(v + (bias ? bias[n] : 0.f));
+        put(out, static_cast<int64_t>(m) * N + n, y[r][m] + (bias ? bias[n] : 0.f), e);
     }
 }
 
@@ -352,13 +413,14 @@ template <class Q, class T, int MM, int R>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_int8_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes,
                      const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int K,
-                     int N, const float* __restrict__ bias, T* __restrict__ out) {
+                     int N, const float* __restrict__ bias, T* __restrict__ out, LinearEpilogue e) {
   constexpr int kVecsPerTile = Q::kTileBytes / 16 + 1;  // one more when the row is not 16-byte aligned
   constexpr int kLoads = (kVecsPerTile + 31) / 32;
   constexpr int kBuf = Q::kTileBytes + 32;
   __shared__ __align__(16) uint8_t smem[kWarps][R][kBuf];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int groups = (N + R - 1) / R, stride = gridDim.x * kWarps;
+  const int groups = e == LinearEpilogue::SwiGLU ? N : (N + R - 1) / R, stride = gridDim.x * kWarps;
+  const int rows_of_w = e == LinearEpilogue::SwiGLU ? 2 * N : N;
   const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
   int g = blockIdx.x * kWarps + warp;
   if (g >= groups) return;
@@ -368,8 +430,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   int mis[R];
   auto locate = [&](int group) {
 #pragma unroll
-    for (int r = 0; r < R; ++r) {  // rows past N re-read the last row; their sums are dropped
-      const uint8_t* p = w + static_cast<int64_t>(min(group * R + r, N - 1)) * row_bytes;
+    for (int r = 0; r < R; ++r) {  // rows past the last re-read it; their sums are dropped
+      const uint8_t* p =
+          w + static_cast<int64_t>(min(group_row<R>(group, r, N, e), rows_of_w - 1)) * row_bytes;
       mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
       rows[r] = p - mis[r];
     }
@@ -414,7 +477,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       ++t;
       continue;
     }
-    write_group<T, MM, R>(acc, g, lane, M, N, bias, out);
+    write_group<T, MM, R>(acc, g, lane, M, N, bias, out, e);
     if (next_g >= groups) break;
     g = next_g;
     t = 0;
@@ -435,12 +498,13 @@ unsigned resident_blocks(Kernel kernel, int threads, int smem) {
 
 template <class Q, class T, int MM>
 void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
-              int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
-  const unsigned blocks = static_cast<unsigned>((N + kWarps * kRows - 1) / (kWarps * kRows));
+              int Kp, int M, int K, int N, const float* bias, T* out, LinearEpilogue e, cudaStream_t s) {
+  const int groups = e == LinearEpilogue::SwiGLU ? N : (N + kRows - 1) / kRows;
+  const unsigned blocks = static_cast<unsigned>((groups + kWarps - 1) / kWarps);
   auto kernel = gemv_int8_kernel<Q, T, MM, kRows>;
   static const unsigned resident = resident_blocks(kernel, kWarps * 32, 0);
   launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
-                   Kp, M, K, N, bias, out);
+                   Kp, M, K, N, bias, out, e);
 }
 
 // ---- 32 rows per group, one per lane --------------------------------------------------------------------
@@ -615,7 +679,7 @@ template <class U, class T, int MM>
 __global__ void __launch_bounds__(U::kWarps * 32)
     gemv_rows_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int units,
                      const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int N,
-                     const float* __restrict__ bias, T* __restrict__ out) {
+                     const float* __restrict__ bias, T* __restrict__ out, LinearEpilogue e) {
   using L = RowsLayout<U, MM>;
   constexpr int kVecs = U::kBytes / 16, kStages = L::kStages, kStage = L::kStageBytes;
   constexpr int kXVecs = kXUnitBytes / 16;  // per row of x
@@ -709,7 +773,7 @@ __global__ void __launch_bounds__(U::kWarps * 32)
       float v = bias ? bias[n] : 0.f;
 #pragma unroll
       for (int i = 0; i < U::kWarps; ++i) v += part[(i * MM + m) * 32 + l];
-      out[static_cast<int64_t>(m) * N + n] = T(v);
+      put(out, static_cast<int64_t>(m) * N + n, v, e);
     }
     __syncthreads();  // `part` is written again for the next group
   }
@@ -717,7 +781,7 @@ __global__ void __launch_bounds__(U::kWarps * 32)
 
 template <class U, class T, int MM>
 void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* xq, const float2* xs, int Kp,
-                 int M, int N, const float* bias, T* out, cudaStream_t s) {
+                 int M, int N, const float* bias, T* out, LinearEpilogue e, cudaStream_t s) {
   constexpr int smem = RowsLayout<U, MM>::kBytes;
   auto kernel = gemv_rows_kernel<U, T, MM>;
   // Shared memory above the default 48 KiB, allowed once per kernel (no runtime call when captured).
@@ -727,20 +791,23 @@ void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* x
   }();
   const unsigned groups = static_cast<unsigned>((N + 31) / 32);
   launch_dependent(kernel, std::min(groups, resident), U::kWarps * 32, smem, s, w, row_bytes, units, xq, xs,
-                   Kp, M, N, bias, out);
+                   Kp, M, N, bias, out, e);
 }
 
+// N counts the outputs: under SwiGLU w holds 2N rows.
 template <class T, int MM>
 void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq,
-            const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, cudaStream_t s) {
+            const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, LinearEpilogue e,
+            cudaStream_t s) {
   // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
   const bool whole = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
                      row_bytes < (int64_t{1} << 26);
   // Measured on an H200: against one row of x the staged kernel streams a wide W as fast or faster (Q8_0
   // 0.53 against 0.44 of the copy bandwidth at 4096 x 11008, Q4_0 0.36 against 0.34); more rows of x, whose
   // products share each decoded weight (2-2.3x at 8 rows), and narrow W (4-14%) favour the rows kernel.
-  const bool rows = whole && (M > 1 || N <= 1024);
-#define MTL_ROWS(U) launch_rows<U, T, MM>(w, row_bytes, K / kUnitElems, xq, xs, Kp, M, N, bias, out, s)
+  // SwiGLU pairs rows N apart, which only the staged kernel's row groups do.
+  const bool rows = whole && (M > 1 || N <= 1024) && e != LinearEpilogue::SwiGLU;
+#define MTL_ROWS(U) launch_rows<U, T, MM>(w, row_bytes, K / kUnitElems, xq, xs, Kp, M, N, bias, out, e, s)
   if (rows) {
     switch (wt) {
       case DType::Q8_0: MTL_ROWS(RowsQ8_0); return;
@@ -750,7 +817,7 @@ void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, c
     }
   }
 #undef MTL_ROWS
-#define MTL_INT8(Q) launch_q<Q, T, MM>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, s)
+#define MTL_INT8(Q) launch_q<Q, T, MM>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, e, s)
   switch (wt) {
     case DType::Q8_0: MTL_INT8(Q8_0); break;
     case DType::Q4_0: MTL_INT8(Q4_0); break;
@@ -762,24 +829,32 @@ void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, c
 }
 
 template <class T>
-void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-                int8_t* xq, float2* xs, int Kp, cudaStream_t s) {
+void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
+                const Tensor& out, int8_t* xq, float2* xs, int Kp, cudaStream_t s) {
   const int M = static_cast<int>(x.dim(0)), K = static_cast<int>(x.dim(1)), N = static_cast<int>(out.dim(1));
-  const unsigned threads = 128;
+  // Under the RMSNorm one block takes the whole row where it can (K up to 8192), so that no thread reads x
+  // twice.
+  const unsigned threads = f.rms_norm ? std::min(1024u, static_cast<unsigned>((Kp / 8 + 31) / 32 * 32)) : 128;
   const dim3 qgrid(static_cast<unsigned>((Kp / 8 + threads - 1) / threads), static_cast<unsigned>(M));
-  quantize_x_kernel<T><<<qgrid, threads, 0, s>>>(x.data_as<T>(), x.stride(0), K, Kp, xq, xs);
+  if (f.rms_norm)
+    quantize_x_kernel<T, true>
+        <<<qgrid, threads, 0, s>>>(x.data_as<T>(), x.stride(0), K, Kp, f.norm, f.eps, xq, xs);
+  else
+    quantize_x_kernel<T, false>
+        <<<qgrid, threads, 0, s>>>(x.data_as<T>(), x.stride(0), K, Kp, nullptr, 0.f, xq, xs);
   MTL_CUDA_CHECK_LAUNCH("linear: quantize_x_kernel");
+  const LinearEpilogue e = f.epilogue;
   const auto* pw = static_cast<const uint8_t*>(w.data());
   const int64_t data = storage_bytes(w.dtype(), K);
   T* po = out.data_as<T>();
   if (M == 1)
-    launch<T, 1>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, s);
+    launch<T, 1>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
   else if (M == 2)
-    launch<T, 2>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, s);
+    launch<T, 2>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
   else if (M <= 4)
-    launch<T, 4>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, s);
+    launch<T, 4>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
   else
-    launch<T, 8>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, s);
+    launch<T, 8>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
 }
 
 }  // namespace
@@ -788,8 +863,8 @@ bool gemv_int8_supported(DType type) {
   return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K;
 }
 
-void gemv_int8(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const Tensor& out,
-               cudaStream_t s) {
+void gemv_int8(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
+               const Tensor& out, cudaStream_t s) {
   const int64_t m = x.dim(0), k = x.dim(1);
   const int64_t kp = (k + kXPad - 1) / kXPad * kXPad;
   MemoryPool& pool = out.context()->pool();
@@ -801,9 +876,9 @@ void gemv_int8(const Tensor& x, const Tensor& w, int64_t row_bytes, const float*
   auto* xs = reinterpret_cast<float2*>(static_cast<uint8_t*>(scratch.data()) + qbytes);
   const int Kp = static_cast<int>(kp);
   switch (out.dtype()) {
-    case DType::F32: gemv_typed<float>(x, w, row_bytes, bias, out, xq, xs, Kp, s); break;
-    case DType::F16: gemv_typed<f16>(x, w, row_bytes, bias, out, xq, xs, Kp, s); break;
-    case DType::BF16: gemv_typed<bf16>(x, w, row_bytes, bias, out, xq, xs, Kp, s); break;
+    case DType::F32: gemv_typed<float>(x, w, row_bytes, bias, f, out, xq, xs, Kp, s); break;
+    case DType::F16: gemv_typed<f16>(x, w, row_bytes, bias, f, out, xq, xs, Kp, s); break;
+    case DType::BF16: gemv_typed<bf16>(x, w, row_bytes, bias, f, out, xq, xs, Kp, s); break;
     default: fail(ErrorCode::NotSupported, "linear: dtype ", name(out.dtype()));
   }
   pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
