@@ -67,7 +67,8 @@ template <class T, bool Norm>
 __global__ void quantize_x_kernel(const T* __restrict__ x, int64_t ldx, int K, int Kp,
                                   const float* __restrict__ gain, float eps, int8_t* __restrict__ xq,
                                   float2* __restrict__ xs) {
-  allow_dependents();  // the GEMV may start streaming weights now
+  allow_dependents();   // the GEMV may start streaming weights now
+  wait_for_producer();  // x is written by the kernel before
   const int m = blockIdx.y;
   const int e = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
   float v[8];
@@ -836,13 +837,10 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
   // twice.
   const unsigned threads = f.rms_norm ? std::min(1024u, static_cast<unsigned>((Kp / 8 + 31) / 32 * 32)) : 128;
   const dim3 qgrid(static_cast<unsigned>((Kp / 8 + threads - 1) / threads), static_cast<unsigned>(M));
-  if (f.rms_norm)
-    quantize_x_kernel<T, true>
-        <<<qgrid, threads, 0, s>>>(x.data_as<T>(), x.stride(0), K, Kp, f.norm, f.eps, xq, xs);
-  else
-    quantize_x_kernel<T, false>
-        <<<qgrid, threads, 0, s>>>(x.data_as<T>(), x.stride(0), K, Kp, nullptr, 0.f, xq, xs);
-  MTL_CUDA_CHECK_LAUNCH("linear: quantize_x_kernel");
+  // A programmatic dependent of the kernel before, so that its launch, and through its early trigger the
+  // GEMV's first weight loads, overlap that kernel's tail.
+  launch_dependent(f.rms_norm ? quantize_x_kernel<T, true> : quantize_x_kernel<T, false>, qgrid, threads, 0,
+                   s, x.data_as<T>(), x.stride(0), K, Kp, f.norm, f.eps, xq, xs);
   const LinearEpilogue e = f.epilogue;
   const auto* pw = static_cast<const uint8_t*>(w.data());
   const int64_t data = storage_bytes(w.dtype(), K);
