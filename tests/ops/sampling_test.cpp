@@ -111,6 +111,21 @@ TEST(CudaSampling, GreedyTakesTheFirstOfEqualMaxima) {
       EXPECT_EQ(out.to_vector<int32_t>()[0], v / 2) << "V " << v << " offset " << offset;
     }
   }
+  // A row long enough to be split between blocks: equal maxima at every one of a run of neighbours (some
+  // pair of them straddles a slice boundary wherever the slices fall), then a row of -inf and NaN only.
+  const int64_t v = 152066;
+  std::vector<float> z = test::random_floats(static_cast<size_t>(v), 8, -4.0f, 4.0f);
+  for (size_t i = 20000; i < 40000; i += 1) z[i] = 10.0f;
+  const auto greedy = [&](const std::vector<float>& row) {
+    const Tensor out = Tensor::empty(gpu, {1}, DType::I32);
+    sample_token(Tensor::from_vector(gpu, row, {1, v}), {},
+                 Tensor::from_vector(gpu, std::vector<int64_t>{0}, {1}), options(0.0f, 0, 1.0f, 0.0f), out);
+    return out.to_vector<int32_t>()[0];
+  };
+  EXPECT_EQ(greedy(z), 20000);
+  std::vector<float> none(static_cast<size_t>(v), -INFINITY);
+  none[77777] = NAN;
+  EXPECT_EQ(greedy(none), -1);
 }
 
 }  // namespace

@@ -4,17 +4,15 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <memory>
-#include <string_view>
 #include <type_traits>
 
 #include "backend/attention.h"
 #include "backend/cuda/attention_impl.cuh"
+#include "backend/cuda/counters.h"
 #include "backend/cuda/launch.h"
 #include "backend/scalar.h"
 #include "metallic/core/context.h"
 #include "metallic/core/memory_pool.h"
-#include "metallic/core/resource_cache.h"
 #include "metallic/ops/copy.h"
 
 namespace metallic::cuda {
@@ -98,31 +96,6 @@ __global__ void __launch_bounds__(32 * kGeneralRows) general_kernel(Params p, in
 
 constexpr int kDecodeMaxQueries = 8;
 
-struct DecodeCountersKey {
-  int device;
-  int64_t count;
-  bool operator==(const DecodeCountersKey&) const = default;
-  size_t hash() const { return hash_fields(device, count, std::string_view("sdpa-decode-counters")); }
-};
-
-// The merge counters of the decode kernel: zeroed once, and left at zero by every call.
-struct DecodeCounters {
-  Tensor counters;
-};
-
-int* decode_counters(const Tensor& q, int64_t needed, cudaStream_t stream) {
-  int64_t count = 256;
-  while (count < needed) count *= 2;
-  auto& cache = q.context()->cache();
-  const auto entry = cache.get_or_create<DecodeCounters>(DecodeCountersKey{q.device().index, count}, [&] {
-    auto c = std::make_shared<DecodeCounters>();
-    c->counters = Tensor::empty(q.context(), Shape{count}, DType::I32);
-    MTL_CUDA_CHECK(cudaMemsetAsync(c->counters.data(), 0, count * sizeof(int), stream));
-    return c;
-  });
-  return entry->counters.data_as<int>();  // the cache keeps the tensor alive
-}
-
 // Chunks per 16-row tile: the fewest waves of CTAs over the multiprocessors, counting each CTA's keys
 // plus about two tiles of pipeline fill, so that short caches split over the chip and long ones keep
 // long chunks without a ragged last wave.
@@ -169,7 +142,7 @@ void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
     part_ml = Tensor::empty(q.context(), Shape{slots_out, 2}, DType::F32, Storage::Pool);
     split.part_acc = part_acc.data_as<float>();
     split.part_ml = part_ml.data_as<float>();
-    split.counters = decode_counters(q, tiles_of_rows, stream);
+    split.counters = zeroed_counters(q, tiles_of_rows, "sdpa-decode", stream);
   }
   attn::launch_flash_decode(p, split, kind, stream);
 }

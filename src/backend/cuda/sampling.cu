@@ -1,10 +1,13 @@
-// Token sampling on CUDA without copying the logits to the host. Greedy is one block-wide argmax. Otherwise
+// Token sampling on CUDA without copying the logits to the host. Greedy is a block-wide argmax per slice of
+// the row, merged by the last block. Otherwise
 // the (penalised) logits are sorted with their ids by CUB's stable radix sort (equal logits keep id order,
 // as the CPU's comparison does), and one block then works on the sorted prefix: probabilities in double,
 // prefix sums for top-p, the min-p cut, and the Gumbel-max draw. Every step is stream-ordered and sized
 // from the vocabulary alone, so the calls can be captured into a graph.
+#include <algorithm>
 #include <cub/device/device_radix_sort.cuh>
 
+#include "backend/cuda/counters.h"
 #include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
 #include "backend/sampling.h"
@@ -71,31 +74,64 @@ __device__ void block_argmax(V& value, int& index) {
   }
 }
 
-// Greedy: the first index of the largest non-NaN key; -1 when that is -inf. One block reads the whole row,
-// so it takes 16-byte loads (when the row is aligned for them), several in flight per thread; each thread
-// visits its indices in increasing order, which keeps the first of equal keys.
+// Greedy: the first index of the largest non-NaN key; -1 when that is -inf. Block b reads keys
+// [b * per, (b + 1) * per) (per a multiple of 4, so a 16-byte aligned row stays aligned in every slice) with
+// 16-byte loads where it can, each thread visiting its indices in increasing order, which keeps the first of
+// equal keys. With several blocks each leaves its (key, index) in `part`, and the last to finish (counted
+// on `counter`, which it puts back to zero) reduces them, lowest block first.
 __global__ void __launch_bounds__(kThreads)
-    argmax_kernel(const float* __restrict__ keys, int v, int32_t* out) {
+    argmax_kernel(const float* __restrict__ keys, int v, int per, float* part_key, int* part_index,
+                  int* counter, int32_t* out) {
   wait_for_producer();
+  const int lo = static_cast<int>(blockIdx.x) * per, hi = min(v, lo + per);
   float best = -INFINITY;
   int index = -1;
   const auto visit = [&](float x, int i) {
     x = finite_or_neg_inf(x);
     if (index < 0 || x > best) best = x, index = i;
   };
-  const int n4 = reinterpret_cast<uintptr_t>(keys) % 16 == 0 ? v / 4 : 0;
-  const auto* keys4 = reinterpret_cast<const float4*>(keys);
+  const int n4 = reinterpret_cast<uintptr_t>(keys) % 16 == 0 && hi > lo ? (hi - lo) / 4 : 0;
+  const auto* keys4 = reinterpret_cast<const float4*>(keys + lo);
 #pragma unroll 4
   for (int i = threadIdx.x; i < n4; i += kThreads) {
     const float4 x = keys4[i];
-    visit(x.x, 4 * i);
-    visit(x.y, 4 * i + 1);
-    visit(x.z, 4 * i + 2);
-    visit(x.w, 4 * i + 3);
+    visit(x.x, lo + 4 * i);
+    visit(x.y, lo + 4 * i + 1);
+    visit(x.z, lo + 4 * i + 2);
+    visit(x.w, lo + 4 * i + 3);
   }
-  for (int i = 4 * n4 + static_cast<int>(threadIdx.x); i < v; i += kThreads) visit(keys[i], i);
+  for (int i = lo + 4 * n4 + static_cast<int>(threadIdx.x); i < hi; i += kThreads) visit(keys[i], i);
   block_argmax(best, index);
+  if (gridDim.x > 1) {
+    __shared__ bool s_last;
+    if (threadIdx.x == 0) {
+      part_key[blockIdx.x] = best, part_index[blockIdx.x] = index;
+      __threadfence();
+      s_last = atomicAdd(counter, 1) == static_cast<int>(gridDim.x) - 1;
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    const bool mine = threadIdx.x < gridDim.x;
+    best = mine ? __ldcg(part_key + threadIdx.x) : -INFINITY;
+    index = mine ? __ldcg(part_index + threadIdx.x) : -1;
+    block_argmax(best, index);
+    if (threadIdx.x == 0) *counter = 0;
+  }
   if (threadIdx.x == 0) *out = index >= 0 && best != -INFINITY ? index : -1;
+}
+
+// argmax_kernel over keys [v] into *out, its partial results in pool scratch (the caller releases it).
+void launch_argmax(const Tensor& like, const float* keys, int v, int32_t* out, cudaStream_t s) {
+  // About two 16-byte loads per thread, so that one round trip reads the row (a single block would wait out
+  // a dozen in turn over a 150k vocabulary).
+  const int blocks = std::clamp((v + 8 * kThreads - 1) / (8 * kThreads), 1, kThreads);
+  const int per = (v + 4 * blocks - 1) / (4 * blocks) * 4;
+  const Tensor part = Tensor::empty(like.context(), {2 * blocks}, DType::F32, Storage::Pool);
+  auto* part_key = part.data_as<float>();
+  int* counter = blocks > 1 ? zeroed_counters(like, 1, "argmax", s) : nullptr;
+  launch_dependent(argmax_kernel, static_cast<unsigned>(blocks), kThreads, 0, s, keys, v, per, part_key,
+                   reinterpret_cast<int*>(part_key + blocks), counter, out);
 }
 
 // Block-wide exclusive prefix sum of one double per thread, in a fixed order (deterministic).
@@ -197,12 +233,13 @@ void sample_token(const Tensor& logits, const Tensor& recent, const Tensor& draw
   const bool penalties =
       recent.defined() && (o.repeat_penalty != 1.0f || o.presence_penalty != 0 || o.frequency_penalty != 0);
   const bool greedy = o.temperature <= 0;
-  if (greedy && !penalties) {
-    launch_dependent(argmax_kernel, 1, kThreads, 0, s, z, v, result);
-    return;
-  }
   MemoryPool& pool = logits.context()->pool();
   const MemoryPool::Mark mark = pool.mark();
+  if (greedy && !penalties) {
+    launch_argmax(logits, z, v, result, s);
+    pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
+    return;
+  }
   const auto scratch = [&](DType t) { return Tensor::empty(logits.context(), {v}, t, Storage::Pool); };
   const Tensor keys = scratch(DType::F32), ids = scratch(DType::I32);
   const unsigned grid = static_cast<unsigned>(std::min((v + 255) / 256, 1024));
@@ -214,8 +251,7 @@ void sample_token(const Tensor& logits, const Tensor& recent, const Tensor& draw
     MTL_CUDA_CHECK_LAUNCH("sample_token: penalty_kernel");
   }
   if (greedy) {
-    argmax_kernel<<<1, kThreads, 0, s>>>(keys.data_as<float>(), v, result);
-    MTL_CUDA_CHECK_LAUNCH("sample_token: argmax_kernel");
+    launch_argmax(logits, keys.data_as<float>(), v, result, s);
     pool.release(mark);
     return;
   }
