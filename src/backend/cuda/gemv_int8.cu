@@ -2,11 +2,13 @@
 // multiplying in f32 costs several instructions per weight byte, more than the memory system leaves time
 // for; instead:
 // - a first kernel rounds the rows of x to 8 bits in blocks of 32 (an f32 scale d and d * sum of the quants
-//   per block, the latter for the weight types with an offset or a min), into pool scratch;
+//   per block, the latter for the weight types with an offset or a min), into pool scratch, normalising
+//   them first under fused_linear's RMSNorm;
 // - the GEMV multiplies four int8 pairs per dp4a against the weight quants as they are stored (nibbles
-//   masked, Q6_K's bias subtracted bytewise) and applies the block scales once per 32 (Q6_K: 8) products;
-// - it is launched as a programmatic dependent of the quantizing kernel: it starts streaming its first
-//   weights while x is still being quantized and waits for x only before using it.
+//   masked, Q6_K's bias subtracted bytewise) and applies the block scales once per 32 (Q6_K: 8) products,
+//   then stores, adds into the output (the residual update) or gates a row by its SwiGLU partner;
+// - both launch as programmatic dependents: the GEMV starts streaming its first weights while x is still
+//   being quantized and waits for x only before using it.
 // Two ways to stream the weights:
 // - rows whose 256-element units are whole 16-byte vectors (Q8_0, Q4_0, Q4_K with K a multiple of 256 and
 //   16-byte aligned rows, as model files lay them out; launch() says when Q8_0 goes the other way): a block
