@@ -1,9 +1,9 @@
 // Token sampling on CUDA without copying the logits to the host. Greedy is a block-wide argmax per slice of
-// the row, merged by the last block. Otherwise
-// the (penalised) logits are sorted with their ids by CUB's stable radix sort (equal logits keep id order,
-// as the CPU's comparison does), and one block then works on the sorted prefix: probabilities in double,
-// prefix sums for top-p, the min-p cut, and the Gumbel-max draw. Every step is stream-ordered and sized
-// from the vocabulary alone, so the calls can be captured into a graph.
+// the row, merged by the last block. Otherwise the (penalised) logits are sorted with their ids by CUB's
+// stable radix sort (equal logits keep id order, as the CPU's comparison does), and one block then works on
+// the sorted prefix: probabilities in double, prefix sums for top-p, the min-p cut, and the Gumbel-max draw.
+// Every step is stream-ordered and sized from the vocabulary alone, so the calls can be captured into a
+// graph.
 #include <algorithm>
 #include <cub/device/device_radix_sort.cuh>
 
@@ -121,17 +121,23 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) *out = index >= 0 && best != -INFINITY ? index : -1;
 }
 
-// argmax_kernel over keys [v] into *out, its partial results in pool scratch (the caller releases it).
+// argmax_kernel over keys [v] into *out; several blocks keep their partial results in pool scratch (the
+// caller releases it).
 void launch_argmax(const Tensor& like, const float* keys, int v, int32_t* out, cudaStream_t s) {
   // About two 16-byte loads per thread, so that one round trip reads the row (a single block would wait out
   // a dozen in turn over a 150k vocabulary).
   const int blocks = std::clamp((v + 8 * kThreads - 1) / (8 * kThreads), 1, kThreads);
   const int per = (v + 4 * blocks - 1) / (4 * blocks) * 4;
-  const Tensor part = Tensor::empty(like.context(), {2 * blocks}, DType::F32, Storage::Pool);
-  auto* part_key = part.data_as<float>();
-  int* counter = blocks > 1 ? zeroed_counters(like, 1, "argmax", s) : nullptr;
+  float* part_key = nullptr;
+  int *part_index = nullptr, *counter = nullptr;
+  if (blocks > 1) {
+    const Tensor part = Tensor::empty(like.context(), {2 * blocks}, DType::F32, Storage::Pool);
+    part_key = part.data_as<float>();
+    part_index = reinterpret_cast<int*>(part_key + blocks);
+    counter = zeroed_counters(like, 1, "argmax", s);
+  }
   launch_dependent(argmax_kernel, static_cast<unsigned>(blocks), kThreads, 0, s, keys, v, per, part_key,
-                   reinterpret_cast<int*>(part_key + blocks), counter, out);
+                   part_index, counter, out);
 }
 
 // Block-wide exclusive prefix sum of one double per thread, in a fixed order (deterministic).
