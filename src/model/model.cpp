@@ -299,14 +299,23 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
   const int64_t keys = prefix ? placement.start + n : cache.capacity();
   AttentionOptions attention{0.0f, prefix, placement.start, {}, placement.key_length};
 
-  const auto attend = [&](int64_t layer) {
-    rope_kv_write(q.view(q_heads), k.view(kv_heads), v.view(kv_heads), placement.positions, rope_options,
-                  qh.view(q_heads), cache.keys(layer), cache.values(layer));
+  const auto targets = [&](int64_t layer) {
+    return RopeKvTargets{placement.positions, rope_options, qh.view(q_heads), cache.keys(layer),
+                         cache.values(layer)};
+  };
+  // Attention over the cache, once q is rotated into qh and this step's keys and values are in.
+  const auto attend_cached = [&](int64_t layer) {
     // Attention reads the cache in its seq-major layout through [B, H, S, D] views.
     scaled_dot_product_attention(qh.view(q_heads).permute({0, 2, 1, 3}),
                                  cache.keys(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}),
                                  cache.values(layer).narrow(1, 0, keys).permute({0, 2, 1, 3}), attention,
                                  o.view(q_heads).permute({0, 2, 1, 3}));
+  };
+  const auto attend = [&](int64_t layer) {
+    const RopeKvTargets t = targets(layer);
+    rope_kv_write(q.view(q_heads), k.view(kv_heads), v.view(kv_heads), t.positions, t.rope, t.q_out,
+                  t.k_cache, t.v_cache);
+    attend_cached(layer);
   };
   // Products take their RMSNorm and residual add along where each is one pass over its weights (the CPU,
   // and decode on a GPU); elsewhere fused_linear would run the separate ops, and the pair of a residual add
@@ -327,14 +336,16 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
     const FusedLinearOptions accumulate{false, {}, 0.f, LinearEpilogue::Accumulate};
     for (size_t l = 0; l < layers_.size(); ++l) {
       const LayerWeights& L = layers_[l];
+      const auto layer = static_cast<int64_t>(l);
       if (L.wqkv.defined()) {
-        fused_linear(x, L.wqkv, L.bqkv, normed(L.attn_norm), qkv);
+        fused_linear_rope_kv(x, L.wqkv, L.bqkv, normed(L.attn_norm), targets(layer));
+        attend_cached(layer);
       } else {
         fused_linear(x, L.wq, L.bq, normed(L.attn_norm), q);
         fused_linear(x, L.wk, L.bk, normed(L.attn_norm), k);
         fused_linear(x, L.wv, L.bv, normed(L.attn_norm), v);
+        attend(layer);
       }
-      attend(static_cast<int64_t>(l));
       fused_linear(o, L.wo, {}, accumulate, x);
       if (L.w_gate_up.defined()) {
         fused_linear(x, L.w_gate_up, {}, normed(L.ffn_norm, LinearEpilogue::SwiGLU), act);

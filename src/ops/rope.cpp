@@ -53,31 +53,32 @@ void rope(const Tensor& x, const RopeOptions& options, const Tensor& out) {
   MTL_DISPATCH(x.device(), rope, x, resolved, out);
 }
 
-void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
-                   const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,
-                   const Tensor& v_cache) {
+namespace ops {
+
+RopeOptions check_rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,
+                                const Tensor& v_cache) {
   const char* op = "rope_kv_write";
-  ops::require_compute_float(q, op, "q");
-  ops::require_compute_float(k_cache, op, "k_cache");
-  ops::require_defined(positions, op, "positions");
+  require_compute_float(q, op, "q");
+  require_compute_float(k_cache, op, "k_cache");
+  require_defined(positions, op, "positions");
   check(q.rank() == 4 && k_cache.rank() == 4, ErrorCode::InvalidArgument,
         "rope_kv_write: q must be [B, S, Hq, D] and the caches [B, capacity, Hkv, D], got ",
         q.shape().to_string(), " and ", k_cache.shape().to_string());
   const int64_t batch = q.dim(0), seq = q.dim(1), d = q.dim(3), hkv = k_cache.dim(2);
-  for (const Tensor* t : {&k, &v, &positions, &q_out, &k_cache, &v_cache})
-    ops::require_same_device(q, *t, op);
-  ops::require_same_dtype(q, k, op);
-  ops::require_same_dtype(q, v, op);
-  ops::require_same_dtype(k_cache, v_cache, op);
-  ops::require_same_dtype(k_cache, q_out, op);
-  ops::require_shape(q_out, q.shape(), op, "q_out");
-  ops::require_shape(k, Shape{batch, seq, hkv, d}, op, "k");
-  ops::require_shape(v, Shape{batch, seq, hkv, d}, op, "v");
-  ops::require_shape(k_cache, Shape{batch, k_cache.dim(1), hkv, d}, op, "k_cache");
-  ops::require_shape(v_cache, k_cache.shape(), op, "v_cache");
+  for (const Tensor* t : {&k, &v, &positions, &q_out, &k_cache, &v_cache}) require_same_device(q, *t, op);
+  require_same_dtype(q, k, op);
+  require_same_dtype(q, v, op);
+  require_same_dtype(k_cache, v_cache, op);
+  require_same_dtype(k_cache, q_out, op);
+  require_shape(q_out, q.shape(), op, "q_out");
+  require_shape(k, Shape{batch, seq, hkv, d}, op, "k");
+  require_shape(v, Shape{batch, seq, hkv, d}, op, "v");
+  require_shape(k_cache, Shape{batch, k_cache.dim(1), hkv, d}, op, "k_cache");
+  require_shape(v_cache, k_cache.shape(), op, "v_cache");
   check(positions.dtype() == DType::I32 && positions.is_contiguous(), ErrorCode::InvalidArgument,
         "rope_kv_write: positions must be dense i32");
-  ops::require_shape(positions, Shape{seq}, op, "positions");
+  require_shape(positions, Shape{seq}, op, "positions");
   for (const auto& [t, what] : {std::pair{&q, "q"},
                                 {&q_out, "q_out"},
                                 {&k, "k"},
@@ -85,7 +86,15 @@ void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
                                 {&k_cache, "k_cache"},
                                 {&v_cache, "v_cache"}})
     require_dense_rows(*t, what);
-  const RopeOptions resolved = resolve(q, options, op);
+  return resolve(q, options, op);
+}
+
+}  // namespace ops
+
+void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                   const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,
+                   const Tensor& v_cache) {
+  const RopeOptions resolved = ops::check_rope_kv_write(q, k, v, positions, options, q_out, k_cache, v_cache);
   if (q.numel() == 0) return;
   MTL_DISPATCH(q.device(), rope_kv_write, q, k, v, positions, resolved, q_out, k_cache, v_cache);
 }

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "metallic/core/tensor.h"
+#include "metallic/ops/fused_linear.h"
+#include "metallic/ops/rope.h"
 
 namespace metallic::ops {
 
@@ -17,5 +19,13 @@ void require_dense(const Tensor& t, const char* op);
 void require_compute_float(const Tensor& t, const char* op, const char* what);
 /// ShapeMismatch naming `op` unless `t` has `shape`.
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* what);
+
+/// rope_kv_write's argument checks (see its declaration); returns the options with rotary_dims resolved.
+RopeOptions check_rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                const RopeOptions& options, const Tensor& q_out, const Tensor& k_cache,
+                                const Tensor& v_cache);
+/// fused_linear's argument checks (see its declaration) for x [M, K] and out.
+void check_fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        const FusedLinearOptions& options, const Tensor& out);
 
 }  // namespace metallic::ops

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "metallic/core/tensor.h"
+#include "metallic/ops/rope.h"
 
 namespace metallic {
 
@@ -34,5 +35,22 @@ void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
 /// then the product). Otherwise it runs the separate ops, and a caller holding a fusion of its own for the
 /// neighbouring steps (add_rms_norm) runs fewer kernels with that.
 bool fused_linear_single_pass(const Tensor& weight, int64_t rows);
+
+/// Where fused_linear_rope_kv sends the three parts of its product (as rope_kv_write takes them).
+struct RopeKvTargets {
+  Tensor positions;  ///< i32 [S]: each token's rotation position and cache row
+  RopeOptions rope;  ///< the rotation (position_offset is not used)
+  Tensor q_out;      ///< [B, S, Hq, D]: rotated q
+  Tensor k_cache;    ///< [B, capacity, Hkv, D]: rotated k lands in row positions[s]
+  Tensor v_cache;    ///< [B, capacity, Hkv, D]: v lands in row positions[s]
+};
+
+/// Attention's input projection with what follows it folded in: y = fused_linear(x, weight, bias, options)
+/// for x [B * S, K] (or [B, S, K]) against the stacked q, k and v rows of weight ([(Hq + 2 Hkv) D, K]), then
+/// rope_kv_write of y's three parts into `targets`. options.epilogue must be Store. Where the product is one
+/// GEMV pass (fused_linear_single_pass), the rotation and the cache writes are that kernel's epilogue and y
+/// stays in f32; otherwise y is rounded to x's dtype between the two ops.
+void fused_linear_rope_kv(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                          const FusedLinearOptions& options, const RopeKvTargets& targets);
 
 }  // namespace metallic

@@ -96,21 +96,22 @@ __global__ void __launch_bounds__(32 * kGeneralRows) general_kernel(Params p, in
 
 constexpr int kDecodeMaxQueries = 8;
 
-// Chunks per 16-row tile: the fewest waves of CTAs over the multiprocessors, counting each CTA's keys
-// plus about two tiles of pipeline fill, so that short caches split over the chip and long ones keep
-// long chunks without a ragged last wave.
+// Chunks per 16-row tile: whole 64-key tiles each, the fewest waves of CTAs over the multiprocessors
+// counting each CTA's tiles plus about two of pipeline fill. A CTA streams its tiles one after another
+// through a short ring, so short chunks spread over many multiprocessors finish soonest, and the merge
+// of their partials costs about the same for any count.
 int64_t decode_chunks(int64_t tiles_of_rows, int64_t keys, int64_t slots) {
-  const int64_t max_chunks = std::clamp<int64_t>(keys / 128, 1, 65535);
+  const int64_t tiles = std::max<int64_t>(1, (keys + 63) / 64);
   int64_t best = 1, best_cost = INT64_MAX;
-  for (int64_t n = 1; n <= max_chunks; ++n) {
+  for (int64_t per = tiles; per >= 1; --per) {
+    const int64_t n = (tiles + per - 1) / per;
+    if (n > attn::kDecodeMaxChunks) break;
     const int64_t waves = (tiles_of_rows * n + slots - 1) / slots;
-    const int64_t tiles = (keys + n * 64 - 1) / (n * 64);
-    const int64_t cost = waves * (tiles + 2);
+    const int64_t cost = waves * (per + 2);
     if (cost < best_cost) {
       best = n;
       best_cost = cost;
     }
-    if (waves > 8) break;  // past a few waves, more chunks only add pipeline fills
   }
   return best;
 }
@@ -134,7 +135,8 @@ void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
       static_cast<int64_t>(sm_count(q.device().index)) * attn::decode_ctas_per_sm(kind, p.d);
   const int64_t n_chunks = decode_chunks(tiles_of_rows, split.keys, slots);
   split.n_chunks = static_cast<int>(n_chunks);
-  split.chunk_len = std::max<int64_t>(1, (split.keys + n_chunks - 1) / n_chunks);
+  const int64_t tiles = std::max<int64_t>(1, (split.keys + 63) / 64);
+  split.chunk_len = (tiles + n_chunks - 1) / n_chunks * 64;
   Tensor part_acc, part_ml;
   if (n_chunks > 1) {
     const int64_t slots_out = static_cast<int64_t>(p.batch) * p.hq * p.sq * n_chunks;

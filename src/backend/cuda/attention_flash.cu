@@ -284,6 +284,11 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
   const T* k = static_cast<const T*>(p.k) + b * p.k_stride[0] + kvh * p.k_stride[1];
   const T* v = static_cast<const T*>(p.v) + b * p.v_stride[0] + kvh * p.v_stride[1];
   const int64_t keys = p.key_lengths ? min(split.keys, static_cast<int64_t>(keys_of(p, b))) : split.keys;
+  // Chunks past the keys in use (a cache filled only in part) have nothing to add: they leave at once, and
+  // the others count and merge only the chunks in use.
+  const int64_t filled = (keys + split.chunk_len - 1) / split.chunk_len;
+  const int used = filled < 1 ? 1 : filled < n_chunks ? static_cast<int>(filled) : n_chunks;
+  if (chunk >= used) return;
   const int64_t k0 = chunk * split.chunk_len, k1 = keys < k0 + split.chunk_len ? keys : k0 + split.chunk_len;
   const int n_tiles = static_cast<int>((k1 - k0 + kBlockN - 1) / kBlockN);
 
@@ -432,7 +437,7 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
       }
     }
     const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
-    if (n_chunks == 1) {
+    if (used == 1) {
       store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
                    sum > 0.0f ? a / sum : 0.0f);
     } else {
@@ -444,35 +449,70 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
       }
     }
   }
-  if (n_chunks == 1) return;
+  if (used == 1) return;
 
-  // The last chunk of this tile to finish merges every chunk's partials, which saves a second launch;
-  // it also puts the counter back to zero for the next call.
+  // The last chunk of this tile to finish merges the partials, which saves a second launch; it also puts
+  // the counter back to zero for the next call. Every load of a merge step is issued at once: a chunk's
+  // partials sit in L2, and a loop over chunks would wait on one round trip per chunk.
   __shared__ bool s_last;
   __threadfence();
   __syncthreads();
   int* counter = split.counters + static_cast<int64_t>(blockIdx.z) * gridDim.y + blockIdx.y;
-  if (threadIdx.x == 0) s_last = atomicAdd(counter, 1) == n_chunks - 1;
+  if (threadIdx.x == 0) s_last = atomicAdd(counter, 1) == used - 1;
   __syncthreads();
   if (!s_last) return;
   __threadfence();
   if (threadIdx.x == 0) *counter = 0;
-  for (int idx = static_cast<int>(threadIdx.x); idx < rows * D; idx += kThreads) {
-    const int r = idx / D, d = idx % D;
+  const auto slot_of = [&](int r) {
     const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
-    const int64_t slot0 = ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks;
-    float mx = -INFINITY;
-    for (int c = 0; c < n_chunks; ++c) mx = fmaxf(mx, __ldcg(split.part_ml + 2 * (slot0 + c)));
-    float sum = 0.0f, a = 0.0f;
-    if (mx != -INFINITY) {
-      for (int c = 0; c < n_chunks; ++c) {
-        const float wt = fast_exp2(__ldcg(split.part_ml + 2 * (slot0 + c)) - mx);
-        sum += wt * __ldcg(split.part_ml + 2 * (slot0 + c) + 1);
-        a += wt * __ldcg(split.part_acc + (slot0 + c) * D + d);
+    return ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks;
+  };
+  // Each chunk's max and sum, then per row the weight exp2(m_c - max) / total of every chunk.
+  float* s_w = reinterpret_cast<float*>(ring);  // [chunk][row]
+  float* s_sum = s_w + used * kDecodeRows;      // [chunk][row]
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows * used; idx += kThreads) {
+    const int r = idx % rows, c = idx / rows;
+    const float2 ml = __ldcg(reinterpret_cast<const float2*>(split.part_ml) + slot_of(r) + c);
+    s_w[c * kDecodeRows + r] = ml.x;
+    s_sum[c * kDecodeRows + r] = ml.y;
+  }
+  __syncthreads();
+  if (threadIdx.x < rows) {
+    const int r = static_cast<int>(threadIdx.x);
+    float mx = -INFINITY, total = 0.0f;
+    for (int c = 0; c < used; ++c) mx = fmaxf(mx, s_w[c * kDecodeRows + r]);
+    for (int c = 0; c < used; ++c) {
+      const float wt = mx == -INFINITY ? 0.0f : fast_exp2(s_w[c * kDecodeRows + r] - mx);
+      s_w[c * kDecodeRows + r] = wt;
+      total += wt * s_sum[c * kDecodeRows + r];
+    }
+    s_sum[r] = total > 0.0f ? 1.0f / total : 0.0f;  // row r's chunk-0 sum is no longer needed
+  }
+  __syncthreads();
+  constexpr int kUnroll = 8;
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows * D / 4; idx += kThreads) {
+    const int r = idx / (D / 4), d = idx % (D / 4) * 4;
+    const float4* part = reinterpret_cast<const float4*>(split.part_acc + slot_of(r) * D + d);
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int c0 = 0; c0 < used; c0 += kUnroll) {
+      float4 v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        v[u] = c0 + u < used ? __ldcg(part + static_cast<int64_t>(c0 + u) * (D / 4))
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const float wt = c0 + u < used ? s_w[(c0 + u) * kDecodeRows + r] : 0.0f;
+        acc.x += wt * v[u].x, acc.y += wt * v[u].y, acc.z += wt * v[u].z, acc.w += wt * v[u].w;
       }
     }
-    store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
-                 sum > 0.0f ? a / sum : 0.0f);
+    const float inv = s_sum[r];
+    const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
+    const int64_t o = b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d;
+    store_out<T>(p, o, acc.x * inv);
+    store_out<T>(p, o + 1, acc.y * inv);
+    store_out<T>(p, o + 2, acc.z * inv);
+    store_out<T>(p, o + 3, acc.w * inv);
   }
 }
 

@@ -1,6 +1,7 @@
 // fused_linear on CUDA: at most 8 rows of x take the fused GEMV (one kernel for dense weights; for
 // block-quantized ones the kernel that rounds x to 8 bits, with the RMSNorm, and the integer GEMV, with the
-// epilogue); batches, which go to the GEMM, run the separate ops on pool scratch.
+// epilogue); batches, which go to the GEMM, run the separate ops on pool scratch. fused_linear_rope_kv's
+// single pass is the dense GEMV with the RoPE and cache-write epilogue.
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/launch.h"
 #include "backend/fused_linear.h"
@@ -26,6 +27,26 @@ Tensor f32_aligned(const Tensor& t) {
 }  // namespace
 
 bool fused_linear_single_pass(const Tensor& weight, int64_t rows) { return gemv_takes(weight, rows); }
+
+bool fused_linear_rope_kv_single_pass(const Tensor& weight, int64_t rows, const RopeOptions& rope,
+                                      const RopeKvTargets& targets) {
+  const int64_t d = targets.q_out.dim(3);
+  return !is_quantized(weight.dtype()) && gemv_takes(weight, rows) && rope.rotary_dims == d && d % 8 == 0 &&
+         targets.k_cache.dim(1) <= INT32_MAX;
+}
+
+void fused_linear_rope_kv(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                          const FusedLinearOptions& o, const RopeKvTargets& targets) {
+  MemoryPool& pool = x.context()->pool();
+  const MemoryPool::Mark mark = pool.mark();
+  const Tensor b = bias.defined() ? f32_aligned(bias) : Tensor();
+  const Tensor g = o.rms_norm && o.norm_weight.defined() ? f32_aligned(o.norm_weight) : Tensor();
+  const RopeKvEpilogue e = rope_kv_epilogue(targets);
+  GemvFusion f{o.rms_norm, g.defined() ? g.data_as<float>() : nullptr, o.eps, LinearEpilogue::Store};
+  f.rope_kv = &e;
+  gemv(x, weight, b.defined() ? b.data_as<float>() : nullptr, Tensor(), stream_of(x), f);
+  pool.release(mark);
+}
 
 void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const FusedLinearOptions& o,
                   const Tensor& out) {

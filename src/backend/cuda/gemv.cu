@@ -6,7 +6,8 @@
 //   through L1. A block is a few memory round trips long, so thousands of them spread evenly over the SMs,
 //   and a shared-memory sum joins the warps' partial dot products. Once its loads have returned, a block
 //   lets the next kernel launch, so that kernel's own weight loads overlap this one's reductions;
-// - the fused forms of fused_linear (RMSNorm of x before, residual add or SwiGLU after) for dense weights;
+// - the fused forms of fused_linear (RMSNorm of x before, residual add or SwiGLU after) for dense weights,
+//   and the q/k/v projection's RoPE and cache writes after (rope_kv_epilogue.cuh);
 // - 3 to 8 rows of f16/bf16 x against weights of the same type run on the tensor cores (gemv_mma);
 // - block-quantized weights go to the integer GEMV of gemv_int8.cu.
 #include <cuda_fp16.h>
@@ -77,9 +78,10 @@ __device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8]) 
 // ---- dense weights (F32, F16, BF16), 16-byte aligned rows ------------------------------------------------
 // The fused forms cost the weight stream nothing: the RMSNorm of x is a per-row factor, so each block sums
 // x^2 beside its dot products (every block reads all of x anyway) and scales its sums once; the SwiGLU
-// epilogue gives a block gate row j and up row N/2 + j, so it can combine them itself.
+// epilogue gives a block gate row j and up row N/2 + j, so it can combine them itself; the RopeKv epilogue
+// gives it whole rotation pairs.
 
-enum class Epilogue { Store, Accumulate, SwiGLU };
+enum class Epilogue { Store, Accumulate, SwiGLU, RopeKv };
 
 template <class T>
 struct DenseArgs {
@@ -92,6 +94,7 @@ struct DenseArgs {
   T* out;             // [M, N], or [M, N / 2] for SwiGLU
   const float* norm;  // RMSNorm gain, null: ones (used with Norm only)
   float eps;
+  RopeKvEpilogue rope_kv;  // used with RopeKv only
 };
 
 template <class E, class T, int MM, int R, bool Norm, Epilogue Epi>
@@ -99,17 +102,23 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   constexpr int V = kVecs<E>;
   // Chunks per row and step: 8 16-byte vectors in flight per thread (R * V when that is more).
   constexpr int U = R * V >= 8 ? 1 : 8 / (R * V);
-  constexpr bool kGated = Epi == Epilogue::SwiGLU;
-  constexpr int kOuts = kGated ? R / 2 : R;  // output columns per block
-  static_assert(!kGated || R % 2 == 0, "SwiGLU pairs gate and up rows");
+  constexpr bool kGated = Epi == Epilogue::SwiGLU, kRope = Epi == Epilogue::RopeKv;
+  constexpr int kOuts = kGated || kRope ? R / 2 : R;  // output columns (or rotation pairs) per block
+  static_assert(kOuts * 2 == R || !(kGated || kRope), "SwiGLU and RopeKv pair rows");
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int M = a.M, N = a.N, half = N / 2, col0 = blockIdx.x * kOuts;
   const uint4* rows[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {  // rows past the end re-read the last one; their sums are dropped
-    const int row = kGated ? min(col0 + r % kOuts, half - 1) + (r < kOuts ? 0 : half) : min(col0 + r, N - 1);
+    const int row = kRope    ? a.rope_kv.row(blockIdx.x, r, R)
+                    : kGated ? min(col0 + r % kOuts, half - 1) + (r < kOuts ? 0 : half)
+                             : min(col0 + r, N - 1);
     rows[r] = reinterpret_cast<const uint4*>(a.w + static_cast<int64_t>(row) * a.row_bytes);
   }
+  // A rotation pair's frequency depends on the options alone: worked out while the weights stream in.
+  double inv_freq = 0.0;
+  if constexpr (kRope)
+    if (tid < kOuts * MM) inv_freq = a.rope_kv.freq.inv_freq(a.rope_kv.pair(blockIdx.x, tid / MM, R));
   const int chunks = a.K / 8;
   float acc[R][MM] = {}, ss[MM] = {};
   // Launched as a programmatic dependent: the first weight loads overlap the end of the kernel that
@@ -178,7 +187,14 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   };
   float scale = 1.f;
   if constexpr (Norm) scale = rsqrtf(sum(R * MM + m) / static_cast<float>(a.K) + a.eps);
-  if constexpr (kGated) {
+  if constexpr (kRope) {
+    if (m >= M) return;
+    const RopeKvEpilogue& e = a.rope_kv;
+    const int ra = e.row(blockIdx.x, r, R), rb = e.row(blockIdx.x, r + kOuts, R);
+    const float ya = scale * sum(tid) + (a.bias ? a.bias[ra] : 0.f);
+    const float yb = scale * sum(tid + kOuts * MM) + (a.bias ? a.bias[rb] : 0.f);
+    e.store(m, ra / e.d, e.pair(blockIdx.x, r, R), ya, yb, inv_freq);
+  } else if constexpr (kGated) {
     if (n >= half || m >= M) return;
     const float gate = scale * sum(tid) + (a.bias ? a.bias[n] : 0.f);
     const float up = scale * sum(tid + kOuts * MM) + (a.bias ? a.bias[half + n] : 0.f);
@@ -262,7 +278,6 @@ __global__ void __launch_bounds__(kThreads)
 template <class T, int MM, int R, bool Norm, Epilogue Epi>
 void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
             const Tensor& out, cudaStream_t s) {
-  constexpr int kOuts = Epi == Epilogue::SwiGLU ? R / 2 : R;
   const DenseArgs<T> a{static_cast<const uint8_t*>(w.data()),
                        row_bytes,
                        x.data_as<T>(),
@@ -271,10 +286,12 @@ void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bi
                        static_cast<int>(x.dim(1)),
                        static_cast<int>(w.dim(0)),
                        bias,
-                       out.data_as<T>(),
+                       out.defined() ? out.data_as<T>() : nullptr,
                        f.norm,
-                       f.eps};
-  const unsigned grid = static_cast<unsigned>((out.dim(1) + kOuts - 1) / kOuts);
+                       f.eps,
+                       f.rope_kv ? *f.rope_kv : RopeKvEpilogue{}};
+  // R weight rows per block in every form (SwiGLU: R / 2 gate rows and their up rows).
+  const unsigned grid = static_cast<unsigned>((w.dim(0) + R - 1) / R);
 #define MTL_DENSE(E) launch_dependent(gemv_dense<E, T, MM, R, Norm, Epi>, grid, kThreads, 0, s, a)
   switch (w.dtype()) {
     case DType::F32: MTL_DENSE(float); break;
@@ -304,8 +321,8 @@ void launch_rows(const Tensor& x, const Tensor& w, int64_t row_bytes, const floa
                  const Tensor& out, cudaStream_t s) {
   const int64_t m = x.dim(0);
   // From 2 rows of x on, 2 or 4 weight rows per block share each x load (the x traffic through L1 grows
-  // with M). SwiGLU pairs a gate and an up row, so it never takes a single row.
-  constexpr int kOne = Epi == Epilogue::SwiGLU ? 2 : 1;
+  // with M). SwiGLU and RopeKv pair rows, so they never take a single row.
+  constexpr int kOne = Epi == Epilogue::SwiGLU || Epi == Epilogue::RopeKv ? 2 : 1;
   if (m == 1) {
     switch (single_row_block_rows(x.dim(1), w.dim(0), w.dtype())) {
       case 8: launch<T, 1, 8, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
@@ -325,6 +342,7 @@ void launch_rows(const Tensor& x, const Tensor& w, int64_t row_bytes, const floa
 template <class T, bool Norm>
 void launch_epilogue(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias,
                      const GemvFusion& f, const Tensor& out, cudaStream_t s) {
+  if (f.rope_kv) return launch_rows<T, Norm, Epilogue::RopeKv>(x, w, row_bytes, bias, f, out, s);
   switch (f.epilogue) {
     case LinearEpilogue::Store:
       launch_rows<T, Norm, Epilogue::Store>(x, w, row_bytes, bias, f, out, s);
@@ -342,7 +360,7 @@ template <class T>
 void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
                 const Tensor& out, cudaStream_t s) {
   const int64_t m = x.dim(0);
-  const bool fused = f.rms_norm || f.epilogue != LinearEpilogue::Store;
+  const bool fused = f.rms_norm || f.epilogue != LinearEpilogue::Store || f.rope_kv;
   if constexpr (sizeof(T) == 2) {
     if (!fused && m >= 3 && w.dtype() == x.dtype() && x.dim(1) % 32 == 0) {
       const int N = static_cast<int>(out.dim(1));
@@ -383,18 +401,18 @@ void gemv(const Tensor& x, const Tensor& w, const float* bias, const Tensor& out
   // x is read in 16-byte vectors (K is a multiple of 8 here); an unaligned view goes through an aligned copy.
   const bool aligned =
       reinterpret_cast<uintptr_t>(x.data()) % 16 == 0 && (x.stride(0) * element_size(x.dtype())) % 16 == 0;
-  MemoryPool& pool = out.context()->pool();
+  MemoryPool& pool = x.context()->pool();
   const MemoryPool::Mark mark = pool.mark();
   Tensor xa = x;
   if (!aligned) {
-    xa = Tensor::empty(out.context(), x.shape(), x.dtype(), Storage::Pool);
+    xa = Tensor::empty(x.context(), x.shape(), x.dtype(), Storage::Pool);
     metallic::copy(x, xa);
   }
-  switch (out.dtype()) {
+  switch (x.dtype()) {
     case DType::F32: gemv_typed<float>(xa, w, row_bytes, bias, fusion, out, s); break;
     case DType::F16: gemv_typed<f16>(xa, w, row_bytes, bias, fusion, out, s); break;
     case DType::BF16: gemv_typed<bf16>(xa, w, row_bytes, bias, fusion, out, s); break;
-    default: fail(ErrorCode::NotSupported, "linear: dtype ", name(out.dtype()));
+    default: fail(ErrorCode::NotSupported, "linear: dtype ", name(x.dtype()));
   }
   pool.release(mark);  // stream order makes the copy reusable by later work on this stream
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/rope_kv_epilogue.cuh"
 #include "metallic/core/tensor.h"
 #include "metallic/ops/fused_linear.h"
 
@@ -24,10 +25,12 @@ struct GemvFusion {
   const float* norm = nullptr;  ///< the norm's gain [K] (f32), null: ones
   float eps = 0.f;              ///< the norm's epsilon
   LinearEpilogue epilogue = LinearEpilogue::Store;
+  /// When set (dense weights, epilogue Store, `out` unused), the product goes to RoPE and the KV caches.
+  const RopeKvEpilogue* rope_kv = nullptr;
 };
 
 /// out [M, N] (dense, x's dtype) = x [M, K] (dense rows, M <= kGemvMaxRows) times w^T, plus `bias` (f32 [N]
-/// or null), with `fusion` applied (out [M, N / 2] for SwiGLU).
+/// or null), with `fusion` applied (out [M, N / 2] for SwiGLU; none with rope_kv).
 void gemv(const Tensor& x, const Tensor& w, const float* bias, const Tensor& out, cudaStream_t s,
           const GemvFusion& fusion = {});
 

@@ -27,6 +27,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/gemv_common.cuh"
 #include "backend/cuda/gemv_int8.h"
+#include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
 #include "backend/scalar.h"
 #include "metallic/core/context.h"
@@ -485,18 +486,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     g = next_g;
     t = 0;
   }
-}
-
-// Blocks of `kernel` (`threads` each, `smem` bytes of dynamic shared memory) that fit on the device at once,
-// asked once per kernel: later calls (a captured decode step among them) make no runtime queries. Any grid
-// size is correct; this one fills the GPU once.
-template <class Kernel>
-unsigned resident_blocks(Kernel kernel, int threads, int smem) {
-  int device = 0, sms = 0, per_sm = 0;
-  MTL_CUDA_CHECK(cudaGetDevice(&device));
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-  return static_cast<unsigned>(std::max(1, sms * per_sm));
 }
 
 template <class Q, class T, int MM>

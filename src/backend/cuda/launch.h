@@ -31,6 +31,18 @@ inline unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
 }
 
+/// Blocks of `kernel` (`threads` each, `smem` bytes of dynamic shared memory) that fit on the current device
+/// at once. Callers ask once per kernel and keep the answer, so that later launches (a captured decode step
+/// among them) make no runtime queries.
+template <class Kernel>
+unsigned resident_blocks(Kernel kernel, int threads, int smem) {
+  int device = 0, sms = 0, per_sm = 0;
+  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  return static_cast<unsigned>(sms * per_sm > 1 ? sms * per_sm : 1);
+}
+
 /// Shape plus the strides of N operands, passed to kernels by value.
 template <int N>
 struct Indexer {

@@ -1,11 +1,8 @@
 // CUDA RoPE: nothing precomputed in memory. Each block first tabulates the pairs' frequencies in double in
 // shared memory (one exp2 per pair and block, not per thread). A thread owns a group of pairs of one token
-// for a chunk of heads: it derives their angles once (product and range reduction to [-pi, pi] in double,
-// so positions in the tens of thousands keep f32 accuracy; then __sincosf, whose absolute error there is
-// about 4e-7) and rotates them in every head of the chunk with 16-byte accesses. Pass-through dimensions
-// are copied unless rotating in place.
-#include <cmath>
-
+// for a chunk of heads: it derives their angles once (rope_angles.cuh) and rotates them in every head of the
+// chunk with 16-byte accesses. Pass-through dimensions are copied unless rotating in place.
+#include "backend/cuda/rope_angles.cuh"
 #include "backend/cuda/rows.cuh"
 #include "backend/rope.h"
 
@@ -28,9 +25,7 @@ struct RopeParams {
   int64_t seq, heads, chunks, rot_groups, groups, items;
   int64_t half, rot;
   int64_t position_offset;
-  double neg_log2_theta_over_half;  // -log2(theta) / (rotary_dims / 2)
-  const float* freq_factors;
-  int64_t freq_stride;
+  RopeFrequencies freq;
 };
 
 // N elements at p (column stride cs), as stored: one access when Vec, else element by element.
@@ -72,14 +67,6 @@ __device__ __forceinline__ ItemIndex split_item(const RopeParams<T>& p, int64_t 
   return {item / p.groups / p.chunks, (item / p.groups) % p.chunks, item % p.groups};
 }
 
-// 1 / frequency of pair i: theta^(-i / half) / factor[i], in double.
-template <class T>
-__device__ __forceinline__ double inv_freq_of(const RopeParams<T>& p, int64_t i) {
-  double f = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
-  if (p.freq_factors) f /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
-  return f;
-}
-
 // P pairs per thread; Vec: 16-byte packs (interleaved: one pack of 2P elements; neox: two packs of P).
 // Each batch of kBatch heads is loaded completely before anything is stored: out may alias x, so the
 // compiler could not otherwise overlap the loads of one head with the stores of the previous.
@@ -90,7 +77,7 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
   __shared__ double table[kTablePairs];
   const bool tabled = p.half <= kTablePairs;
   if (tabled) {
-    for (int64_t i = threadIdx.x; i < p.half; i += kThreads) table[i] = inv_freq_of(p, i);
+    for (int64_t i = threadIdx.x; i < p.half; i += kThreads) table[i] = p.freq.inv_freq(i);
     __syncthreads();
   }
   for (int64_t item = int64_t{blockIdx.x} * kThreads + threadIdx.x; item < p.items;
@@ -125,9 +112,7 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
 #pragma unroll
     for (int k = 0; k < P; ++k) {
       const int64_t i = g * P + k;
-      const double angle = pos * (tabled ? table[i] : inv_freq_of(p, i));
-      const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
-      __sincosf(static_cast<float>(reduced), &sn[k], &c[k]);
+      rope_sincos(pos, tabled ? table[i] : p.freq.inv_freq(i), &sn[k], &c[k]);
     }
 
     for (int64_t hb = h0; hb < h1; hb += kBatch) {
@@ -185,9 +170,7 @@ void launch(const Tensor& x, const RopeOptions& options, const Tensor& out) {
   p.rot = options.rotary_dims;
   p.half = p.rot / 2;
   p.position_offset = options.position_offset;
-  p.neg_log2_theta_over_half = -std::log2(static_cast<double>(options.theta)) / static_cast<double>(p.half);
-  p.freq_factors = options.freq_factors.defined() ? options.freq_factors.data_as<float>() : nullptr;
-  p.freq_stride = options.freq_factors.defined() ? options.freq_factors.stride(0) : 0;
+  p.freq = rope_frequencies(options);
   p.chunks = (p.heads + kHeadsPerThread - 1) / kHeadsPerThread;
   const bool neox = options.style == RopeStyle::Neox;
   const bool in_place = x.data() == out.data() && x.strides() == out.strides();

@@ -1,11 +1,9 @@
 // RoPE fused with the KV-cache append on CUDA. Each (token, batch) has a few blocks that share out its
 // elements; each block reads the token's position from device memory, derives the angles of its pairs into
-// shared memory (frequency and range reduction in double, as the rope kernel does), and writes rotated q to
-// q_out and rotated k and plain v into the caches.
-#include <cmath>
-
+// shared memory (rope_angles.cuh), and writes rotated q to q_out and rotated k and plain v into the caches.
 #include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/rope_angles.cuh"
 #include "backend/rope.h"
 #include "backend/scalar.h"
 
@@ -32,9 +30,7 @@ struct KvParams {
   const int32_t* positions;
   int hq, hkv, d, half, capacity;
   bool neox;
-  double neg_log2_theta_over_half;
-  const float* freq_factors;
-  int64_t freq_stride;
+  RopeFrequencies freq;
 };
 
 // The work of one token, one thread per item: q's rotated pairs and unrotated tail, then (when the position
@@ -49,20 +45,12 @@ __global__ void __launch_bounds__(kThreads) rope_kv_write_kernel(KvParams p) {
   __shared__ float s_cos[kMaxPairs], s_sin[kMaxPairs];
   __shared__ double s_inv_freq[kMaxPairs];
   // The frequencies depend on the options alone, so they are worked out while the producer finishes.
-  for (int i = threadIdx.x; i < p.half; i += kThreads) {
-    double inv_freq = exp2(static_cast<double>(i) * p.neg_log2_theta_over_half);
-    if (p.freq_factors) inv_freq /= static_cast<double>(p.freq_factors[i * p.freq_stride]);
-    s_inv_freq[i] = inv_freq;
-  }
+  for (int i = threadIdx.x; i < p.half; i += kThreads) s_inv_freq[i] = p.freq.inv_freq(i);
   wait_for_producer();
   allow_dependents();
   const int s = static_cast<int>(blockIdx.x), b = static_cast<int>(blockIdx.y);
   const int pos = p.positions[s];
-  for (int i = threadIdx.x; i < p.half; i += kThreads) {
-    const double angle = pos * s_inv_freq[i];
-    const double reduced = angle - rint(angle * 0.15915494309189535) * 6.283185307179586;
-    sincosf(static_cast<float>(reduced), &s_sin[i], &s_cos[i]);
-  }
+  for (int i = threadIdx.x; i < p.half; i += kThreads) rope_sincos(pos, s_inv_freq[i], &s_sin[i], &s_cos[i]);
   __syncthreads();
   // Pair i of a head: elements (2i, 2i+1) interleaved, (i, i + half) in NEOX order.
   const int second = p.neox ? p.half : 1, rot = 2 * p.half, pass = p.d - rot;
@@ -143,9 +131,7 @@ void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
   p.half = static_cast<int>(half);
   p.capacity = static_cast<int>(k_cache.dim(1));
   p.neox = options.style == RopeStyle::Neox;
-  p.neg_log2_theta_over_half = -std::log2(static_cast<double>(options.theta)) / static_cast<double>(half);
-  p.freq_factors = options.freq_factors.defined() ? options.freq_factors.data_as<float>() : nullptr;
-  p.freq_stride = options.freq_factors.defined() ? options.freq_factors.stride(0) : 0;
+  p.freq = rope_frequencies(options);
   const auto seq = static_cast<unsigned>(q.dim(1)), batch = static_cast<unsigned>(q.dim(0));
   const cudaStream_t stream = stream_of(q);
   switch (q.dtype()) {
