@@ -292,17 +292,6 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
   const int64_t k0 = chunk * split.chunk_len, k1 = keys < k0 + split.chunk_len ? keys : k0 + split.chunk_len;
   const int n_tiles = static_cast<int>((k1 - k0 + kBlockN - 1) / kBlockN);
 
-  // Query rows: row r of the tile is query (r0 + r) % Sq of q head kvh * group + (r0 + r) / Sq.
-  for (int idx = static_cast<int>(threadIdx.x); idx < kDecodeRows * D / 8; idx += kThreads) {
-    const int r = idx / (D / 8), c = idx % (D / 8);
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (r < rows) {
-      const int qh = kvh * p.group + (r0 + r) / p.sq, qi = (r0 + r) % p.sq;
-      val = *reinterpret_cast<const uint4*>(static_cast<const T*>(p.q) + b * p.q_stride[0] +
-                                            qh * p.q_stride[1] + qi * p.q_stride[2] + c * 8);
-    }
-    *reinterpret_cast<uint4*>(sq_tile + swizzle<D>(r, c * 8)) = val;
-  }
   const auto load_stage = [&](int tile) {
     if (tile < n_tiles) {
       T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * D;
@@ -315,6 +304,18 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
   };
 #pragma unroll
   for (int st = 0; st < kDecodeStages - 1; ++st) load_stage(st);
+  // Query rows (while the first tiles are on their way): row r of the tile is query (r0 + r) % Sq of q head
+  // kvh * group + (r0 + r) / Sq.
+  for (int idx = static_cast<int>(threadIdx.x); idx < kDecodeRows * D / 8; idx += kThreads) {
+    const int r = idx / (D / 8), c = idx % (D / 8);
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (r < rows) {
+      const int qh = kvh * p.group + (r0 + r) / p.sq, qi = (r0 + r) % p.sq;
+      val = *reinterpret_cast<const uint4*>(static_cast<const T*>(p.q) + b * p.q_stride[0] +
+                                            qh * p.q_stride[1] + qi * p.q_stride[2] + c * 8);
+    }
+    *reinterpret_cast<uint4*>(sq_tile + swizzle<D>(r, c * 8)) = val;
+  }
   __syncthreads();
   uint32_t qa[D / 16][4];
 #pragma unroll
