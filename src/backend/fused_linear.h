@@ -18,8 +18,8 @@ namespace metallic::cuda {
 MTL_FUSED_LINEAR_KERNELS
 
 /// True when fused_linear_rope_kv runs as one GEMV pass with the rotation and the cache writes in its
-/// epilogue for `rows` tokens (`rope` resolved): dense weights the GEMV takes, whole-head rotation, D a
-/// multiple of 8.
+/// epilogue for `rows` tokens (`rope` resolved): weights the GEMV takes, whole-head rotation, D a multiple
+/// of 8.
 bool fused_linear_rope_kv_single_pass(const Tensor& weight, int64_t rows, const RopeOptions& rope,
                                       const RopeKvTargets& targets);
 /// That pass, on arguments checked as fused_linear_rope_kv states (x [B * S, K] dense, targets.rope

@@ -1,7 +1,7 @@
 // fused_linear on CUDA: at most 8 rows of x take the fused GEMV (one kernel for dense weights; for
 // block-quantized ones the kernel that rounds x to 8 bits, with the RMSNorm, and the integer GEMV, with the
 // epilogue); batches, which go to the GEMM, run the separate ops on pool scratch. fused_linear_rope_kv's
-// single pass is the dense GEMV with the RoPE and cache-write epilogue.
+// single pass is that GEMV with the RoPE and cache-write epilogue.
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/launch.h"
 #include "backend/fused_linear.h"
@@ -31,7 +31,7 @@ bool fused_linear_single_pass(const Tensor& weight, int64_t rows) { return gemv_
 bool fused_linear_rope_kv_single_pass(const Tensor& weight, int64_t rows, const RopeOptions& rope,
                                       const RopeKvTargets& targets) {
   const int64_t d = targets.q_out.dim(3);
-  return !is_quantized(weight.dtype()) && gemv_takes(weight, rows) && rope.rotary_dims == d && d % 8 == 0 &&
+  return gemv_takes(weight, rows) && rope.rotary_dims == d && d % 8 == 0 &&
          targets.k_cache.dim(1) <= INT32_MAX;
 }
 

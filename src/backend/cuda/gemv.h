@@ -25,7 +25,7 @@ struct GemvFusion {
   const float* norm = nullptr;  ///< the norm's gain [K] (f32), null: ones
   float eps = 0.f;              ///< the norm's epsilon
   LinearEpilogue epilogue = LinearEpilogue::Store;
-  /// When set (dense weights, epilogue Store, `out` unused), the product goes to RoPE and the KV caches.
+  /// When set (epilogue Store, `out` unused), the product goes to RoPE and the KV caches.
   const RopeKvEpilogue* rope_kv = nullptr;
 };
 

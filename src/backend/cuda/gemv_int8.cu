@@ -6,7 +6,8 @@
 //   them first under fused_linear's RMSNorm;
 // - the GEMV multiplies four int8 pairs per dp4a against the weight quants as they are stored (nibbles
 //   masked, Q6_K's bias subtracted bytewise) and applies the block scales once per 32 (Q6_K: 8) products,
-//   then stores, adds into the output (the residual update) or gates a row by its SwiGLU partner;
+//   then stores, adds into the output (the residual update), gates a row by its SwiGLU partner, or rotates
+//   a q/k pair and stores it into q_out or the KV cache (rope_kv_epilogue.cuh);
 // - both launch as programmatic dependents: the GEMV starts streaming its first weights while x is still
 //   being quantized and waits for x only before using it.
 // Two ways to stream the weights:
@@ -362,9 +363,11 @@ __device__ __forceinline__ void tile_dot(const uint8_t* const (&tile)[R], int e0
   }
 }
 
-// Weight row r of row group g: rows gR.. in order, or under SwiGLU (R = 2) gate row g and up row g + N.
+// Weight row r of row group g: rows gR.. in order, under SwiGLU (R = 2) gate row g and up row g + N, under
+// RoPE (rk.q_out set) the two elements of a rotation pair.
 template <int R>
-__device__ __forceinline__ int group_row(int g, int r, int N, LinearEpilogue e) {
+__device__ __forceinline__ int group_row(int g, int r, int N, LinearEpilogue e, const RopeKvEpilogue& rk) {
+  if (rk.q_out) return rk.row(g, r, R);
   return e == LinearEpilogue::SwiGLU ? g + r * N : g * R + r;
 }
 
@@ -378,7 +381,7 @@ __device__ __forceinline__ void put(T* out, int64_t at, float y, LinearEpilogue 
 template <class T, int MM, int R>
 __device__ __forceinline__ void write_group(float (&acc)[R][MM], int g, int lane, int M, int N,
                                             const float* __restrict__ bias, T* __restrict__ out,
-                                            LinearEpilogue e) {
+                                            LinearEpilogue e, const RopeKvEpilogue& rk) {
   float y[R][MM];
 #pragma unroll
   for (int r = 0; r < R; ++r)
@@ -390,6 +393,17 @@ __device__ __forceinline__ void write_group(float (&acc)[R][MM], int g, int lane
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
       y[r][m] = v;
     }
+  if (rk.q_out) {
+    static_assert(R == 2, "a row group holds one rotation pair");
+    const int ra = rk.row(g, 0, R), rb = rk.row(g, 1, R), i = rk.pair(g, 0, R);
+    const double inv_freq = rk.freq.inv_freq(i);
+#pragma unroll
+    for (int m = 0; m < MM; ++m)
+      if (lane == m % 32 && m < M)
+        rk.store(m, ra / rk.d, i, y[0][m] + (bias ? bias[ra] : 0.f), y[1][m] + (bias ? bias[rb] : 0.f),
+                 inv_freq);
+    return;
+  }
   if (e == LinearEpilogue::SwiGLU) {
     static_assert(R == 2, "SwiGLU pairs one gate row with one up row");
 #pragma unroll
@@ -417,14 +431,15 @@ template <class Q, class T, int MM, int R>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_int8_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t data_bytes,
                      const int8_t* __restrict__ xq, const float2* __restrict__ xs, int Kp, int M, int K,
-                     int N, const float* __restrict__ bias, T* __restrict__ out, LinearEpilogue e) {
+                     int N, const float* __restrict__ bias, T* __restrict__ out, LinearEpilogue e,
+                     const RopeKvEpilogue rk) {
   constexpr int kVecsPerTile = Q::kTileBytes / 16 + 1;  // one more when the row is not 16-byte aligned
   constexpr int kLoads = (kVecsPerTile + 31) / 32;
   constexpr int kBuf = Q::kTileBytes + 32;
   __shared__ __align__(16) uint8_t smem[kWarps][R][kBuf];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int groups = e == LinearEpilogue::SwiGLU ? N : (N + R - 1) / R, stride = gridDim.x * kWarps;
-  const int rows_of_w = e == LinearEpilogue::SwiGLU ? 2 * N : N;
+  const int rows_of_w = e == LinearEpilogue::SwiGLU ? 2 * N : N;  // RoPE: N rows, N / R pairs
   const int tiles = (K + Q::kTileElems - 1) / Q::kTileElems;
   int g = blockIdx.x * kWarps + warp;
   if (g >= groups) return;
@@ -436,7 +451,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int r = 0; r < R; ++r) {  // rows past the last re-read it; their sums are dropped
       const uint8_t* p =
-          w + static_cast<int64_t>(min(group_row<R>(group, r, N, e), rows_of_w - 1)) * row_bytes;
+          w + static_cast<int64_t>(min(group_row<R>(group, r, N, e, rk), rows_of_w - 1)) * row_bytes;
       mis[r] = static_cast<int>(reinterpret_cast<uintptr_t>(p) & 15);
       rows[r] = p - mis[r];
     }
@@ -481,7 +496,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       ++t;
       continue;
     }
-    write_group<T, MM, R>(acc, g, lane, M, N, bias, out, e);
+    write_group<T, MM, R>(acc, g, lane, M, N, bias, out, e, rk);
     if (next_g >= groups) break;
     g = next_g;
     t = 0;
@@ -490,13 +505,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 template <class Q, class T, int MM>
 void launch_q(const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq, const float2* xs,
-              int Kp, int M, int K, int N, const float* bias, T* out, LinearEpilogue e, cudaStream_t s) {
+              int Kp, int M, int K, int N, const float* bias, T* out, LinearEpilogue e,
+              const RopeKvEpilogue& rk, cudaStream_t s) {
   const int groups = e == LinearEpilogue::SwiGLU ? N : (N + kRows - 1) / kRows;
   const unsigned blocks = static_cast<unsigned>((groups + kWarps - 1) / kWarps);
   auto kernel = gemv_int8_kernel<Q, T, MM, kRows>;
   static const unsigned resident = resident_blocks(kernel, kWarps * 32, 0);
   launch_dependent(kernel, std::min(blocks, resident), kWarps * 32, 0, s, w, row_bytes, data_bytes, xq, xs,
-                   Kp, M, K, N, bias, out, e);
+                   Kp, M, K, N, bias, out, e, rk);
 }
 
 // ---- 32 rows per group, one per lane --------------------------------------------------------------------
@@ -786,19 +802,19 @@ void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* x
                    Kp, M, N, bias, out, e);
 }
 
-// N counts the outputs: under SwiGLU w holds 2N rows.
+// N counts the outputs: under SwiGLU w holds 2N rows; under RoPE (rk.q_out set) N is w's row count.
 template <class T, int MM>
 void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq,
             const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, LinearEpilogue e,
-            cudaStream_t s) {
+            const RopeKvEpilogue& rk, cudaStream_t s) {
   // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
   const bool whole = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
                      row_bytes < (int64_t{1} << 26);
   // Measured on an H200: against one row of x the staged kernel streams a wide W as fast or faster (Q8_0
   // 0.53 against 0.44 of the copy bandwidth at 4096 x 11008, Q4_0 0.36 against 0.34); more rows of x, whose
   // products share each decoded weight (2-2.3x at 8 rows), and narrow W (4-14%) favour the rows kernel.
-  // SwiGLU pairs rows N apart, which only the staged kernel's row groups do.
-  const bool rows = whole && (M > 1 || N <= 1024) && e != LinearEpilogue::SwiGLU;
+  // SwiGLU and RoPE pair rows apart, which only the staged kernel's row groups do.
+  const bool rows = whole && (M > 1 || N <= 1024) && e != LinearEpilogue::SwiGLU && !rk.q_out;
 #define MTL_ROWS(U) launch_rows<U, T, MM>(w, row_bytes, K / kUnitElems, xq, xs, Kp, M, N, bias, out, e, s)
   if (rows) {
     switch (wt) {
@@ -809,7 +825,7 @@ void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, c
     }
   }
 #undef MTL_ROWS
-#define MTL_INT8(Q) launch_q<Q, T, MM>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, e, s)
+#define MTL_INT8(Q) launch_q<Q, T, MM>(w, row_bytes, data_bytes, xq, xs, Kp, M, K, N, bias, out, e, rk, s)
   switch (wt) {
     case DType::Q8_0: MTL_INT8(Q8_0); break;
     case DType::Q4_0: MTL_INT8(Q4_0); break;
@@ -823,7 +839,9 @@ void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, c
 template <class T>
 void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
                 const Tensor& out, int8_t* xq, float2* xs, int Kp, cudaStream_t s) {
-  const int M = static_cast<int>(x.dim(0)), K = static_cast<int>(x.dim(1)), N = static_cast<int>(out.dim(1));
+  const int M = static_cast<int>(x.dim(0)), K = static_cast<int>(x.dim(1));
+  const int N = static_cast<int>(f.rope_kv ? w.dim(0) : out.dim(1));
+  const RopeKvEpilogue rk = f.rope_kv ? *f.rope_kv : RopeKvEpilogue{};
   // Under the RMSNorm one block takes the whole row where it can (K up to 8192), so that no thread reads x
   // twice.
   const unsigned threads = f.rms_norm ? std::min(1024u, static_cast<unsigned>((Kp / 8 + 31) / 32 * 32)) : 128;
@@ -835,15 +853,15 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
   const LinearEpilogue e = f.epilogue;
   const auto* pw = static_cast<const uint8_t*>(w.data());
   const int64_t data = storage_bytes(w.dtype(), K);
-  T* po = out.data_as<T>();
+  T* po = out.defined() ? out.data_as<T>() : nullptr;
   if (M == 1)
-    launch<T, 1>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
+    launch<T, 1>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, rk, s);
   else if (M == 2)
-    launch<T, 2>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
+    launch<T, 2>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, rk, s);
   else if (M <= 4)
-    launch<T, 4>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
+    launch<T, 4>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, rk, s);
   else
-    launch<T, 8>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, s);
+    launch<T, 8>(w.dtype(), pw, row_bytes, data, xq, xs, Kp, M, K, N, bias, po, e, rk, s);
 }
 
 }  // namespace
@@ -856,19 +874,19 @@ void gemv_int8(const Tensor& x, const Tensor& w, int64_t row_bytes, const float*
                const Tensor& out, cudaStream_t s) {
   const int64_t m = x.dim(0), k = x.dim(1);
   const int64_t kp = (k + kXPad - 1) / kXPad * kXPad;
-  MemoryPool& pool = out.context()->pool();
+  MemoryPool& pool = x.context()->pool();
   const MemoryPool::Mark mark = pool.mark();
   // Quants first (rows of kp bytes), then the f32 pairs (rows of kp / 32 pairs, 16-byte multiples).
   const int64_t qbytes = (m * kp + 255) / 256 * 256;
-  Tensor scratch = Tensor::empty(out.context(), {qbytes + m * (kp / kXBlock) * 8}, DType::U8, Storage::Pool);
+  Tensor scratch = Tensor::empty(x.context(), {qbytes + m * (kp / kXBlock) * 8}, DType::U8, Storage::Pool);
   auto* xq = static_cast<int8_t*>(scratch.data());
   auto* xs = reinterpret_cast<float2*>(static_cast<uint8_t*>(scratch.data()) + qbytes);
   const int Kp = static_cast<int>(kp);
-  switch (out.dtype()) {
+  switch (x.dtype()) {
     case DType::F32: gemv_typed<float>(x, w, row_bytes, bias, f, out, xq, xs, Kp, s); break;
     case DType::F16: gemv_typed<f16>(x, w, row_bytes, bias, f, out, xq, xs, Kp, s); break;
     case DType::BF16: gemv_typed<bf16>(x, w, row_bytes, bias, f, out, xq, xs, Kp, s); break;
-    default: fail(ErrorCode::NotSupported, "linear: dtype ", name(out.dtype()));
+    default: fail(ErrorCode::NotSupported, "linear: dtype ", name(x.dtype()));
   }
   pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
 }
