@@ -138,6 +138,7 @@ void fused_linear_rope_kv(const Tensor& x, const Tensor& weight, const Tensor& b
   const Tensor x2 = x.contiguous().reshape({rows, x.dim(-1)});
   MemoryPool& pool = x.context()->pool();
   const MemoryPool::Mark mark = pool.mark();
+  // y holds the product between the two ops where there is no single pass; its views carry the checks.
   const Tensor y = Tensor::empty(x.context(), {rows, weight.dim(0)}, x.dtype(), Storage::Pool);
   const Tensor q = y.narrow(1, 0, hq * d).view({batch, seq, hq, d}),
                k = y.narrow(1, hq * d, hkv * d).view({batch, seq, hkv, d}),
@@ -147,12 +148,13 @@ void fused_linear_rope_kv(const Tensor& x, const Tensor& weight, const Tensor& b
                                                     targets.k_cache, targets.v_cache);
   bool single_pass = false;
 #if METALLIC_WITH_CUDA
-  single_pass = x.device().is_cuda() && cuda::fused_linear_rope_kv_single_pass(weight, rows, rope, targets);
+  single_pass =
+      rows > 0 && x.device().is_cuda() && cuda::fused_linear_rope_kv_single_pass(weight, rows, rope, targets);
   RopeKvTargets resolved = targets;
   resolved.rope = rope;
   if (single_pass) cuda::fused_linear_rope_kv(x2, weight, bias, options, resolved);
 #endif
-  if (!single_pass && rows > 0) {
+  if (!single_pass) {
     fused_linear(x2, weight, bias, options, y);
     rope_kv_write(q, k, v, targets.positions, rope, targets.q_out, targets.k_cache, targets.v_cache);
   }

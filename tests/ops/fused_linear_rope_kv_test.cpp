@@ -191,6 +191,19 @@ TEST_P(FusedLinearRopeKv, PartialRotationAndOddHeads) {
   run({1, 64, 3, 1, 12, {1}, 4, RopeStyle::Interleaved, 0, true, true, true, DType::F32, 71});
 }
 
+TEST_P(FusedLinearRopeKv, NoTokensWriteNothing) {
+  const auto cache = cast(Tensor::from_vector(ctx, std::vector<float>(64, NAN), {1, 4, 2, 8}), DType::F16);
+  const RopeKvTargets t{Tensor::from_vector(ctx, std::vector<int32_t>{}, {0}),
+                        {},
+                        Tensor::empty(ctx, {1, 0, 4, 8}, DType::F16),
+                        cache,
+                        cache.clone()};
+  const DType wt = is_quantized(GetParam().weight) ? DType::F32 : GetParam().weight;
+  const Tensor w = cast(Tensor::from_vector(ctx, test::random_floats(64 * 16, 6), {64, 16}), wt);
+  fused_linear_rope_kv(Tensor::empty(ctx, {0, 16}, GetParam().x), w, {}, {true, {}, 1e-5f}, t);
+  for (float v : t.k_cache.to_vector<float>()) ASSERT_TRUE(std::isnan(v));
+}
+
 TEST_P(FusedLinearRopeKv, RejectsBadArguments) {
   const auto make = [&](const Shape& shape, DType dtype = DType::F32) {
     return cast(Tensor::from_vector(ctx, test::random_floats(static_cast<size_t>(shape.numel()), 5), shape),
