@@ -23,6 +23,14 @@ std::pair<int64_t, int64_t> byte_span(const Tensor& t) {
   return {t.offset(), last};
 }
 
+// InvalidArgument naming `op` when `out` (defined) may touch bytes of `x`.
+void require_apart(const Tensor& x, const Tensor& out, const char* op, const char* what) {
+  if (out.numel() == 0 || x.numel() == 0 || out.buffer() != x.buffer()) return;
+  const auto [xa, xb] = byte_span(x);
+  const auto [oa, ob] = byte_span(out);
+  check(ob <= xa || xb <= oa, ErrorCode::InvalidArgument, op, ": ", what, " overlaps x");
+}
+
 void require_weight(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   ops::require_defined(weight, kOp, "weight");
   ops::require_same_device(x, weight, kOp);
@@ -77,11 +85,7 @@ void check_fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bia
   Shape shape = x.shape();
   shape[shape.rank() - 1] = swiglu ? n / 2 : n;
   require_shape(out, shape, kOp, "out");
-  if (out.numel() > 0 && out.buffer() == x.buffer()) {
-    const auto [xa, xb] = byte_span(x);
-    const auto [oa, ob] = byte_span(out);
-    check(ob <= xa || xb <= oa, ErrorCode::InvalidArgument, kOp, ": out overlaps x");
-  }
+  require_apart(x, out, kOp, "out");
 }
 
 }  // namespace ops
@@ -146,6 +150,9 @@ void fused_linear_rope_kv(const Tensor& x, const Tensor& weight, const Tensor& b
   ops::check_fused_linear(x2, weight, bias, options, y);
   const RopeOptions rope = ops::check_rope_kv_write(q, k, v, targets.positions, targets.rope, targets.q_out,
                                                     targets.k_cache, targets.v_cache);
+  require_apart(x, targets.q_out, op, "q_out");
+  require_apart(x, targets.k_cache, op, "k_cache");
+  require_apart(x, targets.v_cache, op, "v_cache");
   bool single_pass = false;
 #if METALLIC_WITH_CUDA
   single_pass =

@@ -227,6 +227,10 @@ TEST_P(FusedLinearRopeKv, RejectsBadArguments) {
   wrong = t;
   wrong.positions = Tensor::from_vector(ctx, std::vector<int32_t>{0}, {1});
   EXPECT_METALLIC_ERROR(fused_linear_rope_kv(x, w, {}, plain, wrong), ErrorCode::ShapeMismatch);
+  // x read from the rows of the cache the product writes.
+  wrong = t;
+  EXPECT_METALLIC_ERROR(fused_linear_rope_kv(t.k_cache.view({2, 64}).narrow(1, 0, 16), w, {}, plain, wrong),
+                        ErrorCode::InvalidArgument);
 }
 
 std::string param_name(const ::testing::TestParamInfo<Param>& p) {

@@ -47,10 +47,10 @@ struct RopeKvTargets {
 
 /// Attention's input projection with what follows it folded in: y = fused_linear(x, weight, bias, options)
 /// for x [B * S, K] (or [B, S, K]) against the stacked q, k and v rows of weight ([(Hq + 2 Hkv) D, K]), then
-/// rope_kv_write of y's three parts into `targets`. options.epilogue must be Store. Where the product is one
-/// GEMV pass (fused_linear_single_pass) and the rotation covers whole heads of a multiple of 8, the rotation
-/// and the cache writes are that pass's epilogue and y stays in f32; otherwise y is rounded to x's dtype
-/// between the two ops.
+/// rope_kv_write of y's three parts into `targets`, none of which may overlap x. options.epilogue must be
+/// Store. Where the product is one GEMV pass (fused_linear_single_pass) and the rotation covers whole heads
+/// of a multiple of 8, the rotation and the cache writes are that pass's epilogue and y stays in f32;
+/// otherwise y is rounded to x's dtype between the two ops.
 void fused_linear_rope_kv(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           const FusedLinearOptions& options, const RopeKvTargets& targets);
 
