@@ -195,6 +195,9 @@ TEST_P(Attention, DecodeAgainstLongCache) {
                     .seq_major = true,
                     .cache = 1100});
     run_all_dtypes({.hq = 4, .hkv = 4, .sq = 1, .sk = 3001, .d = d, .cache = 4096});
+    // Many heads: few chunks of many tiles each, which take the deep K/V ring on the GPU.
+    run_all_dtypes(
+        {.b = 8, .hq = 16, .hkv = 8, .sq = 1, .sk = 2047, .d = d, .seq_major = true, .cache = 2100});
   }
   run_all_dtypes(
       {.hq = 8, .hkv = 2, .sq = 5, .sk = 2049, .d = 128, .causal = true, .offset = 2044, .cache = 2100});
