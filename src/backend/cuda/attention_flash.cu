@@ -540,7 +540,10 @@ template <class T, int D>
 void launch_decode_typed(const Params& p, const DecodeSplit& split, cudaStream_t stream) {
   constexpr int smem = decode_smem_bytes<T, D>();
   static_assert(kDecodeStages * 2 * kBlockN * D * sizeof(T) >= sizeof(float) * 4 * kDecodeRows * (D + 2),
-                "the merge reuses the ring");
+                "the merge of the warps reuses the ring");
+  static_assert(
+      kDecodeStages * 2 * kBlockN * D * sizeof(T) >= sizeof(float) * 2 * kDecodeMaxChunks * kDecodeRows,
+      "the merge of the chunks reuses the ring");
   set_decode_smem<T, D>();
   const dim3 grid(static_cast<unsigned>(split.n_chunks), static_cast<unsigned>(p.hkv * split.row_groups),
                   static_cast<unsigned>(p.batch));
