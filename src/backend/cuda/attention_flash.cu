@@ -68,20 +68,35 @@ __device__ __forceinline__ int swizzle(int row, int col) {
   return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
 }
 
-// Copies rows [row0, row0 + ROWS) of a [len, D] matrix (row stride `stride` elements) into a tile.
+// Copies tiles of ROWS rows of a [len, D] matrix (row stride `stride` elements) into shared memory. Thread t
+// always copies chunk t % (D / 8) of rows t / (D / 8) + i * kRowStep; that step is a multiple of 8, so each
+// of its chunks lands at a fixed offset from the tile's start, worked out once with the thread's source
+// address, and a tile costs a pointer step and a bound check per chunk.
 template <class T, int D, int ROWS, int THREADS = kThreads>
-__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride, int row0, int len) {
-  constexpr int kChunks = D / 8;
-  static_assert(ROWS * kChunks % THREADS == 0, "every thread copies the same number of chunks");
-#pragma unroll
-  for (int it = 0; it < ROWS * kChunks / THREADS; ++it) {
-    const int idx = static_cast<int>(threadIdx.x) + it * THREADS;
-    const int row = idx / kChunks, c = idx % kChunks;
-    const bool inside = row0 + row < len;
-    const T* g = inside ? src + static_cast<int64_t>(row0 + row) * stride + c * 8 : src;
-    cp_async16(tile + swizzle<D>(row, c * 8), g, inside ? 16 : 0);
+struct TileLoader {
+  static constexpr int kChunks = D / 8, kRowStep = THREADS / kChunks;
+  static_assert(kRowStep % 8 == 0 && ROWS % kRowStep == 0, "every thread copies chunks of the same swizzle");
+  const T* first;  // this thread's chunk of row 0
+  int64_t stride;
+  int row, offset;  // this thread's first row of a tile, and where its chunk of that row lands
+
+  __device__ __forceinline__ TileLoader(const T* src, int64_t row_stride) : stride(row_stride) {
+    row = static_cast<int>(threadIdx.x) / kChunks;
+    const int c = static_cast<int>(threadIdx.x) % kChunks;
+    first = src + row * row_stride + c * 8;
+    offset = swizzle<D>(row, c * 8);
   }
-}
+
+  // Rows [row0, row0 + ROWS) into `tile`; rows at or past `len` are filled with zeros.
+  __device__ __forceinline__ void load(T* tile, int row0, int len) const {
+    const T* g = first + static_cast<int64_t>(row0) * stride;
+#pragma unroll
+    for (int i = 0; i < ROWS / kRowStep; ++i, g += kRowStep * stride) {
+      const bool inside = row0 + row + i * kRowStep < len;
+      cp_async16(tile + offset + i * kRowStep * D, inside ? g : first, inside ? 16 : 0);
+    }
+  }
+};
 
 // kWarps warps of 16 query rows each share every K/V tile, which streams through a kStages-deep cp.async
 // ring: a taller CTA reads K and V from L2 fewer times per query row.
@@ -113,12 +128,13 @@ __global__ void __launch_bounds__(32 * kWarps) flash_kernel(Params p) {
   }
   const int n_tiles = static_cast<int>((key_end + kBlockN - 1) / kBlockN);
 
-  load_tile<T, D, kRows, kThr>(sq_tile, q, p.q_stride[2], m0, p.sq);  // joins the first stage's group
+  TileLoader<T, D, kRows, kThr>(q, p.q_stride[2]).load(sq_tile, m0, p.sq);  // joins the first stage's group
+  const TileLoader<T, D, kBlockN, kThr> k_tiles(k, p.k_stride[2]), v_tiles(v, p.v_stride[2]);
   const auto load_stage = [&](int tile) {
     if (tile < n_tiles) {
       T* ks = ring + (tile % kStages) * 2 * kBlockN * D;
-      load_tile<T, D, kBlockN, kThr>(ks, k, p.k_stride[2], tile * kBlockN, sk);
-      load_tile<T, D, kBlockN, kThr>(ks + kBlockN * D, v, p.v_stride[2], tile * kBlockN, sk);
+      k_tiles.load(ks, tile * kBlockN, sk);
+      v_tiles.load(ks + kBlockN * D, tile * kBlockN, sk);
     }
     cp_async_commit();  // empty groups keep the wait count uniform
   };
@@ -292,13 +308,14 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
   const int64_t k0 = chunk * split.chunk_len, k1 = keys < k0 + split.chunk_len ? keys : k0 + split.chunk_len;
   const int n_tiles = static_cast<int>((k1 - k0 + kBlockN - 1) / kBlockN);
 
+  // Tiles count from the chunk's first key.
+  const TileLoader<T, D, kBlockN> k_tiles(k + k0 * p.k_stride[2], p.k_stride[2]),
+      v_tiles(v + k0 * p.v_stride[2], p.v_stride[2]);
   const auto load_stage = [&](int tile) {
     if (tile < n_tiles) {
       T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * D;
-      load_tile<T, D, kBlockN>(ks, k, p.k_stride[2], static_cast<int>(k0) + tile * kBlockN,
-                               static_cast<int>(k1));
-      load_tile<T, D, kBlockN>(ks + kBlockN * D, v, p.v_stride[2], static_cast<int>(k0) + tile * kBlockN,
-                               static_cast<int>(k1));
+      k_tiles.load(ks, tile * kBlockN, static_cast<int>(k1 - k0));
+      v_tiles.load(ks + kBlockN * D, tile * kBlockN, static_cast<int>(k1 - k0));
     }
     cp_async_commit();  // empty groups keep the wait count uniform
   };
