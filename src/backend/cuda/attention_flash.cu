@@ -9,6 +9,7 @@
 
 #include "backend/cuda/attention_impl.cuh"
 #include "backend/cuda/check.h"
+#include "backend/cuda/counters.h"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rows.cuh"
 
@@ -472,15 +473,8 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
   // The last chunk of this tile to finish merges the partials, which saves a second launch; it also puts
   // the counter back to zero for the next call. Every load of a merge step is issued at once: a chunk's
   // partials sit in L2, and a loop over chunks would wait on one round trip per chunk.
-  __shared__ bool s_last;
-  __threadfence();
-  __syncthreads();
-  int* counter = split.counters + static_cast<int64_t>(blockIdx.z) * gridDim.y + blockIdx.y;
-  if (threadIdx.x == 0) s_last = atomicAdd(counter, 1) == used - 1;
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  if (threadIdx.x == 0) *counter = 0;
+  if (!last_block_to_finish(split.counters + static_cast<int64_t>(blockIdx.z) * gridDim.y + blockIdx.y, used))
+    return;
   const auto slot_of = [&](int r) {
     const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
     return ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks;

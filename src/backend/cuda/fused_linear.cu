@@ -24,6 +24,19 @@ Tensor f32_aligned(const Tensor& t) {
   return c;
 }
 
+// The single-pass GEMV with the options' norm and epilogue, or into RoPE and the caches when `rope_kv` is set
+// (then `out` is unused); bias and gain go to the kernel as aligned f32 in pool scratch.
+void fused_gemv(const Tensor& x, const Tensor& weight, const Tensor& bias, const FusedLinearOptions& o,
+                const RopeKvEpilogue* rope_kv, const Tensor& out) {
+  MemoryPool& pool = x.context()->pool();
+  const MemoryPool::Mark mark = pool.mark();
+  const Tensor b = bias.defined() ? f32_aligned(bias) : Tensor();
+  const Tensor g = o.rms_norm && o.norm_weight.defined() ? f32_aligned(o.norm_weight) : Tensor();
+  const GemvFusion f{o.rms_norm, g.defined() ? g.data_as<float>() : nullptr, o.eps, o.epilogue, rope_kv};
+  gemv(x, weight, b.defined() ? b.data_as<float>() : nullptr, out, stream_of(x), f);
+  pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
+}
+
 }  // namespace
 
 bool fused_linear_single_pass(const Tensor& weight, int64_t rows) { return gemv_takes(weight, rows); }
@@ -37,43 +50,33 @@ bool fused_linear_rope_kv_single_pass(const Tensor& weight, int64_t rows, const 
 
 void fused_linear_rope_kv(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           const FusedLinearOptions& o, const RopeKvTargets& targets) {
-  MemoryPool& pool = x.context()->pool();
-  const MemoryPool::Mark mark = pool.mark();
-  const Tensor b = bias.defined() ? f32_aligned(bias) : Tensor();
-  const Tensor g = o.rms_norm && o.norm_weight.defined() ? f32_aligned(o.norm_weight) : Tensor();
   const RopeKvEpilogue e = rope_kv_epilogue(targets);
-  GemvFusion f{o.rms_norm, g.defined() ? g.data_as<float>() : nullptr, o.eps, LinearEpilogue::Store};
-  f.rope_kv = &e;
-  gemv(x, weight, b.defined() ? b.data_as<float>() : nullptr, Tensor(), stream_of(x), f);
-  pool.release(mark);
+  fused_gemv(x, weight, bias, o, &e, Tensor());
 }
 
 void fused_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const FusedLinearOptions& o,
                   const Tensor& out) {
   const int64_t m = x.dim(0), n = weight.dim(0);
+  if (cuda::fused_linear_single_pass(weight, m)) {
+    fused_gemv(x, weight, bias, o, nullptr, out);
+    return;
+  }
   MemoryPool& pool = out.context()->pool();
   const MemoryPool::Mark mark = pool.mark();
-  if (cuda::fused_linear_single_pass(weight, m)) {
-    const Tensor b = bias.defined() ? f32_aligned(bias) : Tensor();
-    const Tensor g = o.norm_weight.defined() ? f32_aligned(o.norm_weight) : Tensor();
-    const GemvFusion f{o.rms_norm, g.defined() ? g.data_as<float>() : nullptr, o.eps, o.epilogue};
-    gemv(x, weight, b.defined() ? b.data_as<float>() : nullptr, out, stream_of(out), f);
+  Tensor xn = x;
+  if (o.rms_norm) {
+    xn = Tensor::empty(x.context(), x.shape(), x.dtype(), Storage::Pool);
+    metallic::rms_norm(x, o.norm_weight, o.eps, xn);
+  }
+  if (o.epilogue == LinearEpilogue::Store) {
+    cuda::linear(xn, weight, bias, out);
   } else {
-    Tensor xn = x;
-    if (o.rms_norm) {
-      xn = Tensor::empty(x.context(), x.shape(), x.dtype(), Storage::Pool);
-      metallic::rms_norm(x, o.norm_weight, o.eps, xn);
-    }
-    if (o.epilogue == LinearEpilogue::Store) {
-      cuda::linear(xn, weight, bias, out);
-    } else {
-      const Tensor y = Tensor::empty(x.context(), {m, n}, x.dtype(), Storage::Pool);
-      cuda::linear(xn, weight, bias, y);
-      if (o.epilogue == LinearEpilogue::Accumulate)
-        metallic::binary(BinaryOp::Add, out, y, out);
-      else
-        metallic::swiglu(y.narrow(1, 0, n / 2), y.narrow(1, n / 2, n / 2), out);
-    }
+    const Tensor y = Tensor::empty(x.context(), {m, n}, x.dtype(), Storage::Pool);
+    cuda::linear(xn, weight, bias, y);
+    if (o.epilogue == LinearEpilogue::Accumulate)
+      metallic::binary(BinaryOp::Add, out, y, out);
+    else
+      metallic::swiglu(y.narrow(1, 0, n / 2), y.narrow(1, n / 2, n / 2), out);
   }
   pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
 }

@@ -30,6 +30,7 @@
 #include "backend/cuda/gemv_int8.h"
 #include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/rows.cuh"
 #include "backend/scalar.h"
 #include "metallic/core/context.h"
 #include "metallic/core/half.h"
@@ -51,18 +52,6 @@ constexpr int kXBlock = 32;
 constexpr int64_t kXPad = 64;
 
 // ---- x to 8 bits ---------------------------------------------------------------------------------------
-
-// 1 / sqrt(mean of squares + eps) of a row of K elements, from each thread's partial sum of squares.
-__device__ float inverse_rms(float ss, int K, float eps) {
-  __shared__ float warp_sums[32];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = ss;
-  __syncthreads();
-  ss = 0.f;
-  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) ss += warp_sums[w];
-  return rsqrtf(ss / static_cast<float>(K) + eps);
-}
 
 // One thread per 8 consecutive elements, 4 threads per block of 32. Elements in [K, Kp) are zeros. With
 // Norm, x is first RMS-normalised over K and scaled by `gain` (null: ones) in f32: a block that covers the
@@ -90,7 +79,7 @@ __global__ void quantize_x_kernel(const T* __restrict__ x, int64_t ldx, int K, i
         ss = fmaf(u, u, ss);
       }
     }
-    const float inv = inverse_rms(ss, K, eps);
+    const float inv = rsqrtf(row_sum(ss, static_cast<int>(blockDim.x)) / static_cast<float>(K) + eps);
 #pragma unroll
     for (int i = 0; i < 8; ++i) v[i] *= e + i < K ? inv * (gain ? gain[e + i] : 1.f) : 0.f;
   }

@@ -225,8 +225,8 @@ __device__ __forceinline__ float fast_exp2(float x) {
 template <class T>
 constexpr int kVec = 16 / static_cast<int>(sizeof(T));
 
-/// Sum over the `tpr` threads of each row (tpr a power of two >= 32, rows in consecutive thread ranges).
-/// Every thread of the block must call it.
+/// Sum over the `tpr` threads of each row (rows in consecutive thread ranges; tpr a power of two >= 32, or
+/// any multiple of 32 when the block is one row). Every thread of the block must call it.
 __device__ __forceinline__ float row_sum(float v, int tpr) {
   __shared__ float partial[32];
 #pragma unroll

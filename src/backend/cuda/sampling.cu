@@ -103,20 +103,12 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = lo + 4 * n4 + static_cast<int>(threadIdx.x); i < hi; i += kThreads) visit(keys[i], i);
   block_argmax(best, index);
   if (gridDim.x > 1) {
-    __shared__ bool s_last;
-    if (threadIdx.x == 0) {
-      part_key[blockIdx.x] = best, part_index[blockIdx.x] = index;
-      __threadfence();
-      s_last = atomicAdd(counter, 1) == static_cast<int>(gridDim.x) - 1;
-    }
-    __syncthreads();
-    if (!s_last) return;
-    __threadfence();
+    if (threadIdx.x == 0) part_key[blockIdx.x] = best, part_index[blockIdx.x] = index;
+    if (!last_block_to_finish(counter, static_cast<int>(gridDim.x))) return;
     const bool mine = threadIdx.x < gridDim.x;
     best = mine ? __ldcg(part_key + threadIdx.x) : -INFINITY;
     index = mine ? __ldcg(part_index + threadIdx.x) : -1;
     block_argmax(best, index);
-    if (threadIdx.x == 0) *counter = 0;
   }
   if (threadIdx.x == 0) *out = index >= 0 && best != -INFINITY ? index : -1;
 }
