@@ -7,7 +7,8 @@
 namespace metallic {
 namespace {
 
-// Block sizes and bytes follow ggml's type traits (ggml.c) so GGUF tensor sizes come out exact.
+// Block sizes and bytes follow ggml's type traits (ggml.c) so GGUF tensor sizes come out exact; the two
+// grouped types last are eight of their base type's blocks.
 constexpr std::array<DTypeInfo, kDTypeCount> kInfo = {{
     {"f32", 1, 4, 0, true},          {"f16", 1, 2, 1, true},          {"bf16", 1, 2, 30, true},
     {"f64", 1, 8, 28, true},         {"i8", 1, 1, 24, false},         {"i16", 1, 2, 25, false},
@@ -20,6 +21,7 @@ constexpr std::array<DTypeInfo, kDTypeCount> kInfo = {{
     {"iq1_s", 256, 50, 19, false},   {"iq4_nl", 32, 18, 20, false},   {"iq3_s", 256, 110, 21, false},
     {"iq2_s", 256, 82, 22, false},   {"iq4_xs", 256, 136, 23, false}, {"iq1_m", 256, 56, 29, false},
     {"tq1_0", 256, 54, 34, false},   {"tq2_0", 256, 66, 35, false},   {"mxfp4", 32, 17, 39, false},
+    {"q4_0x8", 256, 144, -1, false}, {"q8_0x8", 256, 272, -1, false},
 }};
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "metallic/ops/copy.h"
 #include "metallic/ops/embedding.h"
 #include "metallic/ops/fused_linear.h"
+#include "metallic/ops/group_blocks.h"
 #include "metallic/ops/matmul.h"
 #include "metallic/ops/norms.h"
 #include "metallic/ops/rope.h"
@@ -68,7 +69,7 @@ class WeightLoader {
     auto buffer = Buffer::wrap(host_, const_cast<uint8_t*>(info->data), info->bytes, file_);
     Tensor host(buffer, 0, Dims(std::span<const int64_t>(dims)),
                 contiguous_strides(Dims(std::span<const int64_t>(dims))), info->dtype);
-    Tensor t = context_->device().is_cpu() ? host : host.to(context_);
+    Tensor t = context_->device().is_cpu() ? host : device_layout(host.to(context_));
     // Norm gains and biases are computed in f32 whatever their storage type.
     if (dims.size() == 1 && t.dtype() != DType::F32) {
       check(!is_quantized(t.dtype()), ErrorCode::NotSupported, "model: 1-D tensor '", name, "' is quantized");
@@ -106,7 +107,7 @@ class WeightLoader {
     }
     bytes_ += t.nbytes();
     parameters_ += t.numel();
-    return t;
+    return device_layout(t);
   }
 
   // 1-D tensors (biases) joined end to end in f32, decoded on the host from the mapped file.
@@ -132,6 +133,10 @@ class WeightLoader {
   int64_t parameters() const { return parameters_; }
 
  private:
+  // Q4_0 and Q8_0 matrices on a GPU take their grouped layout (same bytes and values), whose blocks the
+  // GEMV streams as aligned 16-byte vectors.
+  static Tensor device_layout(const Tensor& t) { return can_group_blocks(t) ? group_blocks(t) : t; }
+
   std::shared_ptr<const gguf::File> file_;
   std::shared_ptr<Context> context_;
   LoadProgress progress_;

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "metallic/core/error.h"
 #include "metallic/core/half.h"
@@ -303,7 +304,9 @@ bool can_dequantize(DType dtype) {
     case DType::Q4_K:
     case DType::Q5_K:
     case DType::Q6_K:
-    case DType::Q8_K: return true;
+    case DType::Q8_K:
+    case DType::Q4_0X8:
+    case DType::Q8_0X8: return true;
     default: return false;
   }
 }
@@ -316,7 +319,9 @@ bool can_quantize(DType dtype) {
     case DType::Q4_0:
     case DType::Q8_0:
     case DType::Q4_K:
-    case DType::Q6_K: return true;
+    case DType::Q6_K:
+    case DType::Q4_0X8:
+    case DType::Q8_0X8: return true;
     default: return false;
   }
 }
@@ -340,6 +345,8 @@ void dequantize(DType dtype, const void* src, float* dst, int64_t n) {
     case DType::Q5_K: decode<block_q5_K>(src, dst, n); break;
     case DType::Q6_K: decode<block_q6_K>(src, dst, n); break;
     case DType::Q8_K: decode<block_q8_K>(src, dst, n); break;
+    case DType::Q4_0X8: decode<block_q4_0x8>(src, dst, n); break;
+    case DType::Q8_0X8: decode<block_q8_0x8>(src, dst, n); break;
     default: fail(ErrorCode::Internal, "dequantize: ", name(dtype), " listed but not dispatched");
   }
 }
@@ -360,8 +367,51 @@ void quantize(DType dtype, const float* src, void* dst, int64_t n) {
     case DType::Q4_0: quantize_q4_0(src, static_cast<block_q4_0*>(dst), blocks); break;
     case DType::Q4_K: quantize_q4_k(src, static_cast<block_q4_K*>(dst), blocks); break;
     case DType::Q6_K: quantize_q6_k(src, static_cast<block_q6_K*>(dst), blocks); break;
+    case DType::Q4_0X8:
+    case DType::Q8_0X8: {
+      const DType base = dtype == DType::Q4_0X8 ? DType::Q4_0 : DType::Q8_0;
+      std::vector<uint8_t> blocks_of_base(static_cast<size_t>(storage_bytes(base, n)));
+      quantize(base, src, blocks_of_base.data(), n);
+      group_blocks(base, blocks_of_base.data(), dst, n);
+      break;
+    }
     default: fail(ErrorCode::Internal, "quantize: ", name(dtype), " listed but not dispatched");
   }
+}
+
+std::optional<DType> grouped_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::Q4_0: return DType::Q4_0X8;
+    case DType::Q8_0: return DType::Q8_0X8;
+    default: return std::nullopt;
+  }
+}
+
+namespace {
+
+template <class Block, class Group>
+void group(const void* src, void* dst, int64_t groups) {
+  const auto* in = static_cast<const Block*>(src);
+  auto* out = static_cast<Group*>(dst);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int k = 0; k < 8; ++k) {
+      const Block& b = in[8 * g + k];
+      out[g].d[k] = b.d;
+      std::memcpy(out[g].qs[k], b.qs, sizeof(b.qs));
+    }
+}
+
+}  // namespace
+
+void group_blocks(DType dtype, const void* src, void* dst, int64_t n) {
+  check(grouped_dtype(dtype).has_value(), ErrorCode::NotSupported, "group_blocks: ", name(dtype),
+        " has no grouped form (q4_0, q8_0)");
+  check(n >= 0 && n % kQK == 0, ErrorCode::InvalidArgument, "group_blocks: ", n, " elements of ", name(dtype),
+        " is not a multiple of ", kQK);
+  if (dtype == DType::Q4_0)
+    group<block_q4_0, block_q4_0x8>(src, dst, n / kQK);
+  else
+    group<block_q8_0, block_q8_0x8>(src, dst, n / kQK);
 }
 
 }  // namespace metallic::quant

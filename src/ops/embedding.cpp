@@ -8,7 +8,8 @@
 namespace metallic {
 
 bool embedding_table_supported(DType dtype) {
-  return is_compute_float(dtype) || (dtype >= DType::Q4_0 && dtype <= DType::Q8_K);  // the classic blocks
+  return is_compute_float(dtype) || (dtype >= DType::Q4_0 && dtype <= DType::Q8_K) ||  // the classic blocks
+         dtype == DType::Q4_0X8 || dtype == DType::Q8_0X8;
 }
 
 namespace {
@@ -18,7 +19,7 @@ Shape embedding_shape(const Tensor& table, const Tensor& ids) {
   ops::require_defined(ids, "embedding", "ids");
   ops::require_same_device(table, ids, "embedding");
   check(embedding_table_supported(table.dtype()), ErrorCode::NotSupported, "embedding: table dtype ",
-        name(table.dtype()), " is not supported (f32, f16, bf16, q4_0 ... q8_k)");
+        name(table.dtype()), " is not supported (f32, f16, bf16, q4_0 ... q8_k, q4_0x8, q8_0x8)");
   check(ids.dtype() == DType::I32, ErrorCode::DTypeMismatch, "embedding: ids must be i32, got ",
         name(ids.dtype()));
   check(table.rank() == 2, ErrorCode::ShapeMismatch, "embedding: table must be [V, D], got ",

@@ -14,6 +14,12 @@ TEST(DType, BlockFacts) {
   EXPECT_EQ(storage_bytes(DType::BF16, 3), 6);
   EXPECT_TRUE(is_quantized(DType::Q6_K));
   EXPECT_FALSE(is_quantized(DType::BF16));
+  // Eight Q4_0 / Q8_0 blocks per group, with no GGUF id.
+  EXPECT_EQ(storage_bytes(DType::Q4_0X8, 512), 2 * storage_bytes(DType::Q4_0, 256));
+  EXPECT_EQ(storage_bytes(DType::Q8_0X8, 256), storage_bytes(DType::Q8_0, 256));
+  EXPECT_EQ(info(DType::Q4_0X8).ggml_type, -1);
+  EXPECT_EQ(dtype_from_name("q8_0x8"), DType::Q8_0X8);
+  EXPECT_TRUE(is_quantized(DType::Q4_0X8));
 }
 
 TEST(DType, GgmlIdsRoundTrip) {

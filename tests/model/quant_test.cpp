@@ -106,6 +106,40 @@ TEST(BFloat16, KnownValues) {
 
 // --- hand-built blocks -----------------------------------------------------------------------------------
 
+TEST(GroupBlocks, SameValuesScalesInFront) {
+  for (const DType base : {DType::Q4_0, DType::Q8_0}) {
+    SCOPED_TRACE(std::string(name(base)));
+    const DType grouped = *grouped_dtype(base);
+    const int64_t n = 256 * 3;
+    std::vector<float> x(static_cast<size_t>(n));
+    std::mt19937 rng(5);
+    for (float& v : x) v = std::uniform_real_distribution<float>(-2.f, 2.f)(rng);
+    std::vector<uint8_t> blocks(static_cast<size_t>(storage_bytes(base, n)));
+    std::vector<uint8_t> groups(static_cast<size_t>(storage_bytes(grouped, n)));
+    quantize(base, x.data(), blocks.data(), n);
+    group_blocks(base, blocks.data(), groups.data(), n);
+    EXPECT_EQ(groups.size(), blocks.size());
+    // Group 1, block 5 (block 13 of the run): its scale is the group's sixth f16, its quants follow the
+    // group's 16 bytes of scales at 16 + 5 * (quant bytes).
+    const int64_t bb = info(base).block_bytes, qb = bb - 2, gb = info(grouped).block_bytes;
+    const uint8_t* b13 = blocks.data() + 13 * bb;
+    const uint8_t* g1 = groups.data() + gb;
+    EXPECT_EQ(std::memcmp(g1 + 2 * 5, b13, 2), 0);
+    EXPECT_EQ(std::memcmp(g1 + 16 + 5 * qb, b13 + 2, static_cast<size_t>(qb)), 0);
+    // Every value decodes bit for bit alike, and quantize() to the grouped type gives the same bytes.
+    const auto want = decode(base, blocks.data(), n), got = decode(grouped, groups.data(), n);
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0);
+    std::vector<uint8_t> direct(groups.size());
+    quantize(grouped, x.data(), direct.data(), n);
+    EXPECT_EQ(direct, groups);
+  }
+  std::vector<uint8_t> buf(4096);
+  EXPECT_FALSE(grouped_dtype(DType::Q4_K).has_value());
+  EXPECT_METALLIC_ERROR(group_blocks(DType::Q4_K, buf.data(), buf.data() + 2048, 256), ErrorCode::NotSupported);
+  EXPECT_METALLIC_ERROR(group_blocks(DType::Q4_0, buf.data(), buf.data() + 2048, 96),
+                        ErrorCode::InvalidArgument);
+}
+
 TEST(Dequantize, Q8_0ByHand) {
   block_q8_0 b{};
   b.d = 0x3800;  // 0.5

@@ -45,9 +45,12 @@ class FusedLinearRopeKv : public test::DeviceTest<Param> {
   // Runs `p` and checks q_out and both caches against a double-precision reference: norm, product, bias and
   // rotation in double from the operands as stored. Errors are measured against |want| plus the size of
   // the terms behind it (as in fused_linear's test), since cancellation can make an output tiny.
-  void run(const Problem& p) {
-    SCOPED_TRACE(describe(p));
+  void run(Problem p) {
     const auto [dev, wt, xt] = GetParam();
+    // K rounded up to whole blocks of the weight type (256 elements for the grouped types).
+    const int64_t block = info(wt).block_size;
+    p.k = (p.k + block - 1) / block * block;
+    SCOPED_TRACE(describe(p));
     const int64_t s = static_cast<int64_t>(p.positions.size()), m = p.batch * s;
     const int64_t n = (p.hq + 2 * p.hkv) * p.d, rot = p.rotary_dims ? p.rotary_dims : p.d, half = rot / 2;
     const Tensor x = cast(Tensor::from_vector(ctx, test::random_floats(static_cast<size_t>(m * p.k), p.seed),
@@ -240,7 +243,8 @@ std::string param_name(const ::testing::TestParamInfo<Param>& p) {
 #define MTL_ROPE_KV_PARAMS(dev)                                                               \
   ::testing::Values(Param{dev, DType::F32, DType::F32}, Param{dev, DType::F16, DType::F32},   \
                     Param{dev, DType::BF16, DType::BF16}, Param{dev, DType::F16, DType::F16}, \
-                    Param{dev, DType::Q8_0, DType::F32})
+                    Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q4_0X8, DType::F32}, \
+                    Param{dev, DType::Q8_0X8, DType::F16})
 
 INSTANTIATE_TEST_SUITE_P(Cpu, FusedLinearRopeKv, MTL_ROPE_KV_PARAMS(Device::cpu()), param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, FusedLinearRopeKv, MTL_ROPE_KV_PARAMS(Device::cuda()), param_name);

@@ -7,6 +7,7 @@
 #include "metallic/model/quant.h"
 #include "metallic/ops/copy.h"
 #include "metallic/ops/embedding.h"
+#include "metallic/ops/group_blocks.h"
 #include "metallic/ops/matmul.h"
 #include "test_support.h"
 
@@ -188,7 +189,8 @@ std::string param_name(const ::testing::TestParamInfo<Param>& p) {
                     Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q8_0, DType::BF16}, \
                     Param{dev, DType::Q4_0, DType::F32}, Param{dev, DType::Q4_0, DType::F16},  \
                     Param{dev, DType::Q4_K, DType::F32}, Param{dev, DType::Q4_K, DType::BF16}, \
-                    Param{dev, DType::Q6_K, DType::F32}, Param{dev, DType::Q6_K, DType::BF16})
+                    Param{dev, DType::Q6_K, DType::F32}, Param{dev, DType::Q6_K, DType::BF16},  \
+                    Param{dev, DType::Q4_0X8, DType::F32}, Param{dev, DType::Q8_0X8, DType::F16})
 INSTANTIATE_TEST_SUITE_P(Cpu, Linear, MTL_LINEAR_PARAMS(Device::cpu()), param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, Linear, MTL_LINEAR_PARAMS(Device::cuda()), param_name);
 
@@ -233,6 +235,33 @@ TEST_P(LinearMisc, Errors) {
   Tensor iq(q.buffer(), q.offset(), {1, 256}, {256, 1}, DType::IQ2_XXS);
   Tensor x256 = Tensor::from_vector<float>(ctx, test::random_floats(256, 1), {1, 256});
   EXPECT_METALLIC_ERROR(linear(x256, iq), ErrorCode::NotSupported);
+}
+
+TEST_P(LinearMisc, GroupBlocks) {
+  for (const DType base : {DType::Q4_0, DType::Q8_0}) {
+    SCOPED_TRACE(std::string(name(base)));
+    std::vector<float> deq;
+    const Tensor w = make_weight(ctx, base, 5, 512, 40, deq);
+    const Tensor g = group_blocks(w);
+    ASSERT_EQ(g.dtype(), *quant::grouped_dtype(base));
+    ASSERT_EQ(g.shape(), w.shape());
+    const auto bytes = [](const Tensor& t) {
+      return Tensor(t.buffer(), t.offset(), {t.nbytes()}, {1}, DType::U8).to_vector<uint8_t>();
+    };
+    const auto raw = bytes(w);
+    std::vector<uint8_t> want(raw.size());
+    quant::group_blocks(base, raw.data(), want.data(), 5 * 512);
+    EXPECT_EQ(bytes(g), want);
+  }
+  std::vector<float> deq;
+  const Tensor q = make_weight(ctx, DType::Q8_0, 4, 512, 41, deq);
+  EXPECT_TRUE(can_group_blocks(q));
+  EXPECT_METALLIC_ERROR(group_blocks(make_weight(ctx, DType::Q4_K, 4, 512, 42, deq)), ErrorCode::NotSupported);
+  EXPECT_METALLIC_ERROR(group_blocks(make_weight(ctx, DType::Q8_0, 4, 96, 43, deq)), ErrorCode::InvalidArgument);
+  // Rows that are not dense (every other row).
+  const Tensor strided(q.buffer(), q.offset(), {2, 512}, {1024, 1}, DType::Q8_0);
+  EXPECT_FALSE(can_group_blocks(strided));
+  EXPECT_METALLIC_ERROR(group_blocks(strided), ErrorCode::InvalidArgument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpu, LinearMisc, ::testing::Values(Device::cpu()));

@@ -8,7 +8,9 @@
 
 namespace metallic {
 
-/// Every type a tensor can store: dense numeric types and the GGUF (ggml) quantized block types.
+/// Every type a tensor can store: dense numeric types, the GGUF (ggml) quantized block types, and Q4_0X8 /
+/// Q8_0X8, which hold eight Q4_0 / Q8_0 blocks with their scales gathered in front (no GGUF id; see
+/// quant::block_q4_0x8).
 enum class DType : uint8_t {
   F32,
   F16,
@@ -43,10 +45,12 @@ enum class DType : uint8_t {
   TQ1_0,
   TQ2_0,
   MXFP4,
+  Q4_0X8,
+  Q8_0X8,
 };
 
 /// Number of DType values.
-inline constexpr int kDTypeCount = static_cast<int>(DType::MXFP4) + 1;
+inline constexpr int kDTypeCount = static_cast<int>(DType::Q8_0X8) + 1;
 
 /// Static facts about a dtype.
 struct DTypeInfo {
@@ -61,7 +65,7 @@ struct DTypeInfo {
 const DTypeInfo& info(DType dtype);
 /// Lower-case name of `dtype`.
 inline std::string_view name(DType dtype) { return info(dtype).name; }
-/// True for the GGUF block types (block_size > 1 or otherwise not addressable per element).
+/// True for the block types (block_size > 1 or otherwise not addressable per element).
 inline bool is_quantized(DType dtype) { return dtype >= DType::Q4_0; }
 /// True for f32, f16 and bf16: the dtypes the op kernels compute on.
 inline bool is_compute_float(DType dtype) {

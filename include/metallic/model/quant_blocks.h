@@ -108,6 +108,19 @@ struct block_q8_K {
   int8_t qs[256];
   int16_t bsums[16];
 };
+/// Eight q4_0 blocks (256 elements) with their scales gathered in front: scale b then the 16 quant bytes of
+/// block b at 16 + 16 b, so every block's quants are one aligned 16-byte vector when the group is.
+struct block_q4_0x8 {
+  static constexpr int kElements = 256;
+  uint16_t d[8];
+  uint8_t qs[8][16];
+};
+/// Eight q8_0 blocks (256 elements), laid out as block_q4_0x8: the scales, then each block's 32 quants.
+struct block_q8_0x8 {
+  static constexpr int kElements = 256;
+  uint16_t d[8];
+  int8_t qs[8][32];
+};
 /// One binary16 element, so dense half tensors go through the same per-block code as the block types.
 struct block_f16 {
   static constexpr int kElements = 1;
@@ -136,6 +149,7 @@ static_assert(sizeof(block_q4_K) == 144);
 static_assert(sizeof(block_q5_K) == 176);
 static_assert(sizeof(block_q6_K) == 210);
 static_assert(sizeof(block_q8_K) == 292);
+static_assert(sizeof(block_q4_0x8) == 144 && sizeof(block_q8_0x8) == 272);
 static_assert(sizeof(block_f16) == 2 && sizeof(block_bf16) == 2 && sizeof(block_f32) == 4);
 
 /// Unfused float arithmetic: the device versions carry explicit round-to-nearest so nvcc never contracts them
@@ -191,6 +205,23 @@ MTL_HOST_DEVICE inline void dequantize_block(const block_q4_0& b, float* out) {
   for (int j = 0; j < 16; ++j) {
     out[j] = mul(static_cast<float>((b.qs[j] & 0xF) - 8), d);
     out[j + 16] = mul(static_cast<float>((b.qs[j] >> 4) - 8), d);
+  }
+}
+
+MTL_HOST_DEVICE inline void dequantize_block(const block_q4_0x8& b, float* out) {
+  for (int k = 0; k < 8; ++k) {
+    const float d = f16_to_f32(b.d[k]);
+    for (int j = 0; j < 16; ++j) {
+      out[32 * k + j] = mul(static_cast<float>((b.qs[k][j] & 0xF) - 8), d);
+      out[32 * k + j + 16] = mul(static_cast<float>((b.qs[k][j] >> 4) - 8), d);
+    }
+  }
+}
+
+MTL_HOST_DEVICE inline void dequantize_block(const block_q8_0x8& b, float* out) {
+  for (int k = 0; k < 8; ++k) {
+    const float d = f16_to_f32(b.d[k]);
+    for (int j = 0; j < 32; ++j) out[32 * k + j] = mul(static_cast<float>(b.qs[k][j]), d);
   }
 }
 

@@ -201,4 +201,8 @@ void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   }
 }
 
+void group_blocks(const Tensor& w, const Tensor& out) {
+  quant::group_blocks(w.dtype(), w.data(), out.data(), w.numel());
+}
+
 }  // namespace metallic::cpu

@@ -53,6 +53,8 @@ void dequantize(DType dtype, const void* src, float* dst, int64_t n, cudaStream_
     case DType::Q5_K: launch<quant::block_q5_K>(src, dst, n, stream); break;
     case DType::Q6_K: launch<quant::block_q6_K>(src, dst, n, stream); break;
     case DType::Q8_K: launch<quant::block_q8_K>(src, dst, n, stream); break;
+    case DType::Q4_0X8: launch<quant::block_q4_0x8>(src, dst, n, stream); break;
+    case DType::Q8_0X8: launch<quant::block_q8_0x8>(src, dst, n, stream); break;
     default: fail(ErrorCode::Internal, "cuda::dequantize: ", name(dtype), " listed but not dispatched");
   }
 }

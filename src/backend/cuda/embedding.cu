@@ -72,6 +72,8 @@ void launch_blocks(DType tt, unsigned grid, cudaStream_t s, const uint8_t* table
     case DType::Q5_K: MTL_BLOCKS(block_q5_K); break;
     case DType::Q6_K: MTL_BLOCKS(block_q6_K); break;
     case DType::Q8_K: MTL_BLOCKS(block_q8_K); break;
+    case DType::Q4_0X8: MTL_BLOCKS(block_q4_0x8); break;
+    case DType::Q8_0X8: MTL_BLOCKS(block_q8_0x8); break;
     default: fail(ErrorCode::NotSupported, "embedding: no CUDA decoder for ", name(tt));
   }
 #undef MTL_BLOCKS

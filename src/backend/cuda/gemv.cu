@@ -18,6 +18,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/gemv.h"
 #include "backend/cuda/gemv_common.cuh"
+#include "backend/cuda/gemv_epilogue.cuh"
 #include "backend/cuda/gemv_int8.h"
 #include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
@@ -29,10 +30,9 @@
 namespace metallic::cuda {
 namespace {
 
-using gemv_detail::half_f;
-using gemv_detail::ld_stream;
+using namespace gemv_detail;
 
-constexpr int kThreads = 128;  // 4 warps per block
+constexpr int kThreads = kBlockThreads;
 
 // ---- 8 consecutive elements of a dense type from 16-byte vectors ----------------------------------------
 
@@ -81,20 +81,16 @@ __device__ __forceinline__ float dot8(const float (&a)[8], const float (&b)[8]) 
 // epilogue gives a block gate row j and up row N/2 + j, so it can combine them itself; the RopeKv epilogue
 // gives it whole rotation pairs.
 
-enum class Epilogue { Store, Accumulate, SwiGLU, RopeKv };
-
 template <class T>
 struct DenseArgs {
   const uint8_t* w;
   int64_t row_bytes;
   const T* x;
   int64_t ldx;
-  int M, K, N;
-  const float* bias;  // null: zeros
-  T* out;             // [M, N], or [M, N / 2] for SwiGLU
+  int K;
   const float* norm;  // RMSNorm gain, null: ones (used with Norm only)
   float eps;
-  RopeKvEpilogue rope_kv;  // used with RopeKv only
+  GemvOut<T> o;
 };
 
 template <class E, class T, int MM, int R, bool Norm, Epilogue Epi>
@@ -102,23 +98,14 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   constexpr int V = kVecs<E>;
   // Chunks per row and step: 8 16-byte vectors in flight per thread (R * V when that is more).
   constexpr int U = R * V >= 8 ? 1 : 8 / (R * V);
-  constexpr bool kGated = Epi == Epilogue::SwiGLU, kRope = Epi == Epilogue::RopeKv;
-  constexpr int kOuts = kGated || kRope ? R / 2 : R;  // output columns (or rotation pairs) per block
-  static_assert(kOuts * 2 == R || !(kGated || kRope), "SwiGLU and RopeKv pair rows");
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int M = a.M, N = a.N, half = N / 2, col0 = blockIdx.x * kOuts;
+  const int tid = threadIdx.x;
+  const int M = a.o.M;
   const uint4* rows[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r) {  // rows past the end re-read the last one; their sums are dropped
-    const int row = kRope    ? a.rope_kv.row(blockIdx.x, r, R)
-                    : kGated ? min(col0 + r % kOuts, half - 1) + (r < kOuts ? 0 : half)
-                             : min(col0 + r, N - 1);
-    rows[r] = reinterpret_cast<const uint4*>(a.w + static_cast<int64_t>(row) * a.row_bytes);
-  }
-  // A rotation pair's frequency depends on the options alone: worked out while the weights stream in.
-  double inv_freq = 0.0;
-  if constexpr (kRope)
-    if (tid < kOuts * MM) inv_freq = a.rope_kv.freq.inv_freq(a.rope_kv.pair(blockIdx.x, tid / MM, R));
+  for (int r = 0; r < R; ++r)
+    rows[r] = reinterpret_cast<const uint4*>(
+        a.w + static_cast<int64_t>(block_row<R, Epi>(a.o, blockIdx.x, r)) * a.row_bytes);
+  const double inv_freq = pair_inv_freq<MM, R, Epi>(a.o, tid);
   const int chunks = a.K / 8;
   float acc[R][MM] = {}, ss[MM] = {};
   // Launched as a programmatic dependent: the first weight loads overlap the end of the kernel that
@@ -164,48 +151,7 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
       }
     }
   }
-  // Every weight load has returned: the next kernel may launch and start its own.
-  allow_dependents();
-  // Warp sums, then the 4 warps' sums through shared memory (the row sums of x^2 after the products).
-  constexpr int kSums = R * MM + (Norm ? MM : 0);
-  __shared__ float part[kThreads / 32][kSums];
-#pragma unroll
-  for (int i = 0; i < kSums; ++i) {
-    float v = i < R * MM ? acc[i / MM][i % MM] : ss[i - R * MM];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) part[warp][i] = v;
-  }
-  __syncthreads();
-  if (tid >= kOuts * MM) return;
-  const int r = tid / MM, m = tid % MM, n = col0 + r;
-  const auto sum = [&](int i) {
-    float v = 0.f;
-#pragma unroll
-    for (int w = 0; w < kThreads / 32; ++w) v += part[w][i];
-    return v;
-  };
-  float scale = 1.f;
-  if constexpr (Norm) scale = rsqrtf(sum(R * MM + m) / static_cast<float>(a.K) + a.eps);
-  if constexpr (kRope) {
-    if (m >= M) return;
-    const RopeKvEpilogue& e = a.rope_kv;
-    const int ra = e.row(blockIdx.x, r, R), rb = e.row(blockIdx.x, r + kOuts, R);
-    const float ya = scale * sum(tid) + (a.bias ? a.bias[ra] : 0.f);
-    const float yb = scale * sum(tid + kOuts * MM) + (a.bias ? a.bias[rb] : 0.f);
-    e.store(m, ra / e.d, e.pair(blockIdx.x, r, R), ya, yb, inv_freq);
-  } else if constexpr (kGated) {
-    if (n >= half || m >= M) return;
-    const float gate = scale * sum(tid) + (a.bias ? a.bias[n] : 0.f);
-    const float up = scale * sum(tid + kOuts * MM) + (a.bias ? a.bias[half + n] : 0.f);
-    a.out[static_cast<int64_t>(m) * half + n] = T(gemv_detail::swiglu_of(gate, up));
-  } else {
-    if (n >= N || m >= M) return;
-    float v = scale * sum(tid) + (a.bias ? a.bias[n] : 0.f);
-    T* o = a.out + static_cast<int64_t>(m) * N + n;
-    if constexpr (Epi == Epilogue::Accumulate) v += static_cast<float>(*o);
-    *o = T(v);
-  }
+  finish_block<T, MM, R, Norm, Epi>(acc, ss, a.K, a.eps, a.o, inv_freq);
 }
 
 // ---- same-dtype f16/bf16 x and W, 3 to 8 rows of x: tensor cores -----------------------------------------
@@ -282,14 +228,11 @@ void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bi
                        row_bytes,
                        x.data_as<T>(),
                        x.stride(0),
-                       static_cast<int>(x.dim(0)),
                        static_cast<int>(x.dim(1)),
-                       static_cast<int>(w.dim(0)),
-                       bias,
-                       out.defined() ? out.data_as<T>() : nullptr,
                        f.norm,
                        f.eps,
-                       f.rope_kv ? *f.rope_kv : RopeKvEpilogue{}};
+                       {static_cast<int>(x.dim(0)), static_cast<int>(w.dim(0)), bias,
+                        out.defined() ? out.data_as<T>() : nullptr, f.rope_kv ? *f.rope_kv : RopeKvEpilogue{}}};
   // R weight rows per block in every form (SwiGLU: R / 2 gate rows and their up rows).
   const unsigned grid = static_cast<unsigned>((w.dim(0) + R - 1) / R);
 #define MTL_DENSE(E) launch_dependent(gemv_dense<E, T, MM, R, Norm, Epi>, grid, kThreads, 0, s, a)
@@ -303,19 +246,6 @@ void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bi
   MTL_CUDA_CHECK_LAUNCH("linear: gemv");
 }
 
-// Weight rows per block for a single row of x: as many as still let one step of loads (8 16-byte vectors
-// per thread) cover them, so that a block is a single memory round trip and fewer blocks are launched,
-// reduced and retired; at least 4 where that leaves 512 blocks or more (measured on an H200: 7B-shape
-// decode 0.84 of the roofline against 0.81 with 2), else 2 for rows longer than one step.
-int single_row_block_rows(int64_t k, int64_t n, DType w) {
-  const int64_t vectors = k / 8 * (w == DType::F32 ? 2 : 1);  // per weight row
-  if (vectors * 8 <= int64_t{8} * kThreads) return 8;
-  if (n / 4 >= 512) return 4;
-  for (int r = 4; r >= 1; r /= 2)
-    if (vectors * r <= int64_t{8} * kThreads) return r;
-  return 2;
-}
-
 template <class T, bool Norm, Epilogue Epi>
 void launch_rows(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
                  const Tensor& out, cudaStream_t s) {
@@ -324,7 +254,7 @@ void launch_rows(const Tensor& x, const Tensor& w, int64_t row_bytes, const floa
   // with M). SwiGLU and RopeKv pair rows, so they never take a single row.
   constexpr int kOne = Epi == Epilogue::SwiGLU || Epi == Epilogue::RopeKv ? 2 : 1;
   if (m == 1) {
-    switch (single_row_block_rows(x.dim(1), w.dim(0), w.dtype())) {
+    switch (single_row_block_rows(x.dim(1) / 8 * (w.dtype() == DType::F32 ? 2 : 1), w.dim(0))) {
       case 8: launch<T, 1, 8, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
       case 4: launch<T, 1, 4, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
       case 1: launch<T, 1, kOne, Norm, Epi>(x, w, row_bytes, bias, f, out, s); break;
@@ -387,6 +317,8 @@ bool gemv_takes(const Tensor& w, int64_t rows) {
     case DType::F32:
     case DType::F16:
     case DType::BF16: return w.stride(1) == 1 && w.dim(1) % 8 == 0 && addr % 16 == 0 && row_bytes % 16 == 0;
+    case DType::Q4_0X8:
+    case DType::Q8_0X8: return addr % 16 == 0;  // groups are 144 or 272 bytes, 16-byte multiples
     default: return gemv_int8_supported(w.dtype()) && addr % 2 == 0 && row_bytes % 2 == 0;
   }
 }

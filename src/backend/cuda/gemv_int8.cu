@@ -27,6 +27,7 @@
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/gemv_common.cuh"
+#include "backend/cuda/gemv_epilogue.cuh"
 #include "backend/cuda/gemv_int8.h"
 #include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
@@ -791,11 +792,150 @@ void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* x
                    Kp, M, N, bias, out, e);
 }
 
+// ---- grouped rows (Q4_0X8, Q8_0X8) ----------------------------------------------------------------------
+// Every block's quants are an aligned 16-byte vector (two for Q8_0X8) and its scale sits in its group's first
+// 16 bytes, so the dense GEMV's scheme carries over: a block owns R weight rows, thread t takes the quant
+// blocks t, t + 128, ... of each, U per row and step with all their loads issued before any is used, and the
+// x quants it meets come through L1 (every row reuses them); gemv_epilogue.cuh joins the warps.
+
+template <class T>
+struct GroupedArgs {
+  const uint8_t* w;
+  int64_t row_bytes;
+  const int8_t* xq;
+  const float2* xs;
+  int Kp, K;
+  gemv_detail::GemvOut<T> o;
+};
+
+// One block's quants q (QB bytes) against the 32 x quants lo, hi and their (d, d * sum) s, scaled by the
+// weight scale dw. Q4_0 nibbles are masked in place (the high ones count 16 times) and biased by -8 through
+// the x sum.
+template <int QB>
+__device__ __forceinline__ float grouped_dot(const uint4 (&q)[QB / 16], float dw, const int4& lo,
+                                             const int4& hi, const float2& s) {
+  if constexpr (QB == 16) {
+    const uint32_t w[4] = {q[0].x, q[0].y, q[0].z, q[0].w};
+    const int xl[4] = {lo.x, lo.y, lo.z, lo.w}, xh[4] = {hi.x, hi.y, hi.z, hi.w};
+    int a = 0, c = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      a = dp4a_us(w[i] & 0x0f0f0f0fu, xl[i], a);
+      c = dp4a_us(w[i] & 0xf0f0f0f0u, xh[i], c);
+    }
+    return 0.0625f * dw * fmaf(s.x, static_cast<float>(16 * a + c), -128.f * s.y);
+  } else {
+    const int w[8] = {static_cast<int>(q[0].x), static_cast<int>(q[0].y), static_cast<int>(q[0].z),
+                      static_cast<int>(q[0].w), static_cast<int>(q[1].x), static_cast<int>(q[1].y),
+                      static_cast<int>(q[1].z), static_cast<int>(q[1].w)};
+    const int x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+    int a = 0, c = 0;  // two chains: dp4a latency, not issue, bounds one
+#pragma unroll
+    for (int i = 0; i < 8; i += 2) a = __dp4a(w[i], x[i], a), c = __dp4a(w[i + 1], x[i + 1], c);
+    return dw * s.x * static_cast<float>(a + c);
+  }
+}
+
+template <int QB, class T, int MM, int R, gemv_detail::Epilogue Epi>
+__global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kernel(GroupedArgs<T> a) {
+  using namespace gemv_detail;
+  constexpr int V = QB / 16, kGroupBytes = 16 + 8 * QB;
+  constexpr int U = R * V >= 8 ? 1 : 8 / (R * V);  // 8 quant vectors in flight per thread
+  const int tid = threadIdx.x, M = a.o.M, blocks = a.K / kXBlock, lds = a.Kp / kXBlock;
+  const uint8_t* rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+    rows[r] = a.w + static_cast<int64_t>(block_row<R, Epi>(a.o, blockIdx.x, r)) * a.row_bytes;
+  const double inv_freq = pair_inv_freq<MM, R, Epi>(a.o, tid);
+  float acc[R][MM] = {};
+  const float unused[MM] = {};
+  if (tid >= blocks) wait_for_producer();
+  for (int b0 = tid; b0 < blocks; b0 += kBlockThreads * U) {
+    uint4 q[U][R][V];
+    uint32_t d[U][R];
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+      const int b = b0 + kBlockThreads * j;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* g = rows[r] + static_cast<int64_t>(b >> 3) * kGroupBytes;
+#pragma unroll
+        for (int v = 0; v < V; ++v)
+          q[j][r][v] = b < blocks ? ld_stream(g + 16 + QB * (b & 7) + 16 * v) : make_uint4(0, 0, 0, 0);
+        d[j][r] = b < blocks ? __ldg(reinterpret_cast<const unsigned short*>(g) + (b & 7)) : 0u;
+      }
+    }
+    if (b0 == tid) wait_for_producer();  // x is quantized from here on
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+      const int b = b0 + kBlockThreads * j;
+      if (b >= blocks) break;
+      float dw[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) dw[r] = half_f(d[j][r]);
+#pragma unroll
+      for (int m = 0; m < MM; ++m) {
+        const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
+        const auto* xp = reinterpret_cast<const int4*>(a.xq + mr * static_cast<int64_t>(a.Kp) + kXBlock * b);
+        const int4 lo = __ldg(xp), hi = __ldg(xp + 1);
+        const float2 s = __ldg(a.xs + mr * lds + b);
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r][m] += grouped_dot<QB>(q[j][r], dw[r], lo, hi, s);
+      }
+    }
+  }
+  finish_block<T, MM, R, false, Epi>(acc, unused, a.K, 0.f, a.o, inv_freq);
+}
+
+template <int QB, class T, int MM, int R, gemv_detail::Epilogue Epi>
+void launch_grouped_rows(const GroupedArgs<T>& a, int rows_of_w, cudaStream_t s) {
+  launch_dependent(gemv_grouped_kernel<QB, T, MM, R, Epi>, static_cast<unsigned>((rows_of_w + R - 1) / R),
+                   gemv_detail::kBlockThreads, 0, s, a);
+}
+
+// Weight rows per block as the dense GEMV picks them (one row of x: by the row's length; SwiGLU and RoPE pair
+// rows, so never a single one).
+template <int QB, class T, int MM, gemv_detail::Epilogue Epi>
+void launch_grouped_epi(const GroupedArgs<T>& a, int rows_of_w, cudaStream_t s) {
+  using gemv_detail::Epilogue;
+  constexpr int kOne = Epi == Epilogue::SwiGLU || Epi == Epilogue::RopeKv ? 2 : 1;
+  if constexpr (MM == 1) {
+    switch (gemv_detail::single_row_block_rows(int64_t{a.K} / kXBlock * (QB / 16), rows_of_w)) {
+      case 8: return launch_grouped_rows<QB, T, MM, 8, Epi>(a, rows_of_w, s);
+      case 4: return launch_grouped_rows<QB, T, MM, 4, Epi>(a, rows_of_w, s);
+      case 1: return launch_grouped_rows<QB, T, MM, kOne, Epi>(a, rows_of_w, s);
+      default: return launch_grouped_rows<QB, T, MM, 2, Epi>(a, rows_of_w, s);
+    }
+  } else {
+    launch_grouped_rows<QB, T, MM, MM == 2 ? 2 : 4, Epi>(a, rows_of_w, s);
+  }
+}
+
+template <int QB, class T, int MM>
+void launch_grouped(const uint8_t* w, int64_t row_bytes, const int8_t* xq, const float2* xs, int Kp, int M,
+                    int K, int N, const float* bias, T* out, LinearEpilogue e, const RopeKvEpilogue& rk,
+                    cudaStream_t s) {
+  using gemv_detail::Epilogue;
+  const int rows_of_w = e == LinearEpilogue::SwiGLU ? 2 * N : N;
+  const GroupedArgs<T> a{w, row_bytes, xq, xs, Kp, K, {M, rows_of_w, bias, out, rk}};
+  if (rk.q_out) return launch_grouped_epi<QB, T, MM, Epilogue::RopeKv>(a, rows_of_w, s);
+  switch (e) {
+    case LinearEpilogue::Store: return launch_grouped_epi<QB, T, MM, Epilogue::Store>(a, rows_of_w, s);
+    case LinearEpilogue::Accumulate:
+      return launch_grouped_epi<QB, T, MM, Epilogue::Accumulate>(a, rows_of_w, s);
+    case LinearEpilogue::SwiGLU: return launch_grouped_epi<QB, T, MM, Epilogue::SwiGLU>(a, rows_of_w, s);
+  }
+}
+
 // N counts the outputs: under SwiGLU w holds 2N rows; under RoPE (rk.q_out set) N is w's row count.
 template <class T, int MM>
 void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, const int8_t* xq,
             const float2* xs, int Kp, int M, int K, int N, const float* bias, T* out, LinearEpilogue e,
             const RopeKvEpilogue& rk, cudaStream_t s) {
+  if (wt == DType::Q4_0X8)
+    return launch_grouped<16, T, MM>(w, row_bytes, xq, xs, Kp, M, K, N, bias, out, e, rk, s);
+  if (wt == DType::Q8_0X8)
+    return launch_grouped<32, T, MM>(w, row_bytes, xq, xs, Kp, M, K, N, bias, out, e, rk, s);
   // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
   const bool whole = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
                      row_bytes < (int64_t{1} << 26);
@@ -856,7 +996,8 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
 }  // namespace
 
 bool gemv_int8_supported(DType type) {
-  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K;
+  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q4_K || type == DType::Q6_K ||
+         type == DType::Q4_0X8 || type == DType::Q8_0X8;
 }
 
 void gemv_int8(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,

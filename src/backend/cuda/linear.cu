@@ -66,6 +66,28 @@ struct Deq8_Q4_0 {  // elements 0..15: low nibbles of qs[0..15]; 16..31: high ni
     for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(((byte_of(w, j) >> shift) & 0xF) - 8), d);
   }
 };
+// The grouped types: scale k at 2k, block k's quants at 16 + kQuantBytes k (as in the base type).
+struct Deq8_Q8_0X8 {
+  static constexpr int kElements = 256, kBytes = sizeof(block_q8_0x8);
+  __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
+    const float d = f16_at(b + 2 * (i >> 2));
+    uint32_t w[2];
+    ld_8(b + 16 + 32 * (i >> 2) + 8 * (i & 3), w);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(static_cast<int8_t>(byte_of(w, j))), d);
+  }
+};
+struct Deq8_Q4_0X8 {
+  static constexpr int kElements = 256, kBytes = sizeof(block_q4_0x8);
+  __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
+    const float d = f16_at(b + 2 * (i >> 2));
+    uint32_t w[2];
+    ld_8(b + 16 + 16 * (i >> 2) + 8 * (i & 1), w);
+    const int shift = 4 * ((i >> 1) & 1);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(((byte_of(w, j) >> shift) & 0xF) - 8), d);
+  }
+};
 struct Deq8_Q4_K {  // 64 elements per 32 quant bytes: low nibbles group 2c, high nibbles group 2c + 1
   static constexpr int kElements = 256, kBytes = sizeof(block_q4_K);
   __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
@@ -179,6 +201,8 @@ void dequant_tile(DType t, const uint8_t* w, int64_t row_bytes, int64_t rows, in
     case DType::Q5_K: MTL_TILE(block_q5_K); break;
     case DType::Q6_K: MTL_TILE8(Deq8_Q6_K, block_q6_K); break;
     case DType::Q8_K: MTL_TILE(block_q8_K); break;
+    case DType::Q4_0X8: MTL_TILE8(Deq8_Q4_0X8, block_q4_0x8); break;
+    case DType::Q8_0X8: MTL_TILE8(Deq8_Q8_0X8, block_q8_0x8); break;
     default: fail(ErrorCode::NotSupported, "linear: no CUDA decoder for ", name(t));
   }
 #undef MTL_TILE
