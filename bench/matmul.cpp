@@ -86,6 +86,9 @@ METALLIC_BENCH(linear_gemv_bf16) {
 METALLIC_BENCH(linear_gemv_f16) { gemv_cases(h, DType::F16); }
 METALLIC_BENCH(linear_gemv_q8_0) { gemv_cases(h, DType::Q8_0); }
 METALLIC_BENCH(linear_gemv_q4_0) { gemv_cases(h, DType::Q4_0); }
+// The grouped layouts CUDA models load Q8_0 / Q4_0 matrices in.
+METALLIC_BENCH(linear_gemv_q8_0x8) { gemv_cases(h, DType::Q8_0X8); }
+METALLIC_BENCH(linear_gemv_q4_0x8) { gemv_cases(h, DType::Q4_0X8); }
 METALLIC_BENCH(linear_gemv_q4_k) { gemv_cases(h, DType::Q4_K); }
 METALLIC_BENCH(linear_gemv_q6_k) { gemv_cases(h, DType::Q6_K); }
 // Eight rows of x (batched decoding) share every weight load.
@@ -94,17 +97,20 @@ METALLIC_BENCH(linear_gemv_rows8) {
   gemv_case(h, DType::Q8_0, 8, 4096, 11008);
   gemv_case(h, DType::Q4_0, 8, 4096, 11008);
   gemv_case(h, DType::Q4_K, 8, 4096, 11008);
+  gemv_case(h, DType::Q8_0X8, 8, 4096, 11008);
+  gemv_case(h, DType::Q4_0X8, 8, 4096, 11008);
 }
 // Few output rows: the key/value projections of grouped-query attention in 8B- and 7B-class models.
 METALLIC_BENCH(linear_gemv_narrow) {
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q8_0X8, DType::Q4_0X8}) {
     gemv_case(h, t, 1, 4096, 1024);
     gemv_case(h, t, 1, 3584, 512);
   }
 }
 // A 7B (Qwen2.5) MLP projection over a 512-token prompt.
 METALLIC_BENCH(linear_prefill) {
-  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+  for (DType t :
+       {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::Q8_0X8, DType::Q4_0X8})
     prefill_case(h, t, 512, 3584, 18944);
 }
 

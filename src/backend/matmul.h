@@ -15,7 +15,7 @@
 #define MTL_MATMUL_KERNELS                                                                   \
   void matmul(const Tensor& a, const Tensor& b, const Tensor& out, float alpha, float beta); \
   void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out); \
-  void embedding(const Tensor& table, const Tensor& ids, const Tensor& out);                \
+  void embedding(const Tensor& table, const Tensor& ids, const Tensor& out);                 \
   void group_blocks(const Tensor& w, const Tensor& out);
 
 namespace metallic::cpu {

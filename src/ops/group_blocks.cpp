@@ -18,8 +18,9 @@ Tensor group_blocks(const Tensor& w) {
   const std::optional<DType> grouped = quant::grouped_dtype(w.dtype());
   check(grouped.has_value(), ErrorCode::NotSupported, "group_blocks: ", name(w.dtype()),
         " has no grouped form (q4_0, q8_0)");
-  check(can_group_blocks(w), ErrorCode::InvalidArgument, "group_blocks: w must be [N, K] with dense rows and K a ",
-        "multiple of ", quant::kQK, ", got shape ", w.shape().to_string(), " strides ", w.strides().to_string());
+  check(can_group_blocks(w), ErrorCode::InvalidArgument,
+        "group_blocks: w must be [N, K] with dense rows and K a ", "multiple of ", quant::kQK, ", got shape ",
+        w.shape().to_string(), " strides ", w.strides().to_string());
   Tensor out = Tensor::empty(w.context(), w.shape(), *grouped);
   if (w.numel() > 0) MTL_DISPATCH(w.device(), group_blocks, w, out);
   return out;

@@ -135,7 +135,8 @@ TEST(GroupBlocks, SameValuesScalesInFront) {
   }
   std::vector<uint8_t> buf(4096);
   EXPECT_FALSE(grouped_dtype(DType::Q4_K).has_value());
-  EXPECT_METALLIC_ERROR(group_blocks(DType::Q4_K, buf.data(), buf.data() + 2048, 256), ErrorCode::NotSupported);
+  EXPECT_METALLIC_ERROR(group_blocks(DType::Q4_K, buf.data(), buf.data() + 2048, 256),
+                        ErrorCode::NotSupported);
   EXPECT_METALLIC_ERROR(group_blocks(DType::Q4_0, buf.data(), buf.data() + 2048, 96),
                         ErrorCode::InvalidArgument);
 }

@@ -39,15 +39,13 @@ TEST_P(Embedding, GathersRows) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cpu, Embedding,
-                         ::testing::Values(Param{Device::cpu(), DType::F32}, Param{Device::cpu(), DType::F16},
-                                           Param{Device::cpu(), DType::BF16},
-                                           Param{Device::cpu(), DType::Q8_0},
-                                           Param{Device::cpu(), DType::Q4_0},
-                                           Param{Device::cpu(), DType::Q4_K},
-                                           Param{Device::cpu(), DType::Q6_K},
-                                           Param{Device::cpu(), DType::Q4_0X8}),
-                         [](const auto& p) { return std::string(name(p.param.table)); });
+INSTANTIATE_TEST_SUITE_P(
+    Cpu, Embedding,
+    ::testing::Values(Param{Device::cpu(), DType::F32}, Param{Device::cpu(), DType::F16},
+                      Param{Device::cpu(), DType::BF16}, Param{Device::cpu(), DType::Q8_0},
+                      Param{Device::cpu(), DType::Q4_0}, Param{Device::cpu(), DType::Q4_K},
+                      Param{Device::cpu(), DType::Q6_K}, Param{Device::cpu(), DType::Q4_0X8}),
+    [](const auto& p) { return std::string(name(p.param.table)); });
 INSTANTIATE_TEST_SUITE_P(
     Cuda, Embedding,
     ::testing::Values(Param{Device::cuda(), DType::F32}, Param{Device::cuda(), DType::F16},

@@ -240,9 +240,9 @@ std::string param_name(const ::testing::TestParamInfo<Param>& p) {
   return std::string(name(p.param.weight)) + "_x" + std::string(name(p.param.x));
 }
 
-#define MTL_ROPE_KV_PARAMS(dev)                                                               \
-  ::testing::Values(Param{dev, DType::F32, DType::F32}, Param{dev, DType::F16, DType::F32},   \
-                    Param{dev, DType::BF16, DType::BF16}, Param{dev, DType::F16, DType::F16}, \
+#define MTL_ROPE_KV_PARAMS(dev)                                                                 \
+  ::testing::Values(Param{dev, DType::F32, DType::F32}, Param{dev, DType::F16, DType::F32},     \
+                    Param{dev, DType::BF16, DType::BF16}, Param{dev, DType::F16, DType::F16},   \
                     Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q4_0X8, DType::F32}, \
                     Param{dev, DType::Q8_0X8, DType::F16})
 

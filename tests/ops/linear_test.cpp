@@ -72,13 +72,15 @@ struct Param {
 
 class Linear : public test::DeviceTest<Param> {
  protected:
-  // With `offset`, W starts off its natural alignment (2 bytes for block types, one element for dense ones)
-  // and x one element into its buffer; otherwise W starts `weight_lead` bytes into its buffer.
+  // With `offset`, W starts off its natural alignment (2 bytes for GGUF block types, one element for dense
+  // ones, 16 bytes for the grouped types, whose groups are 16-byte multiples) and x one element into its
+  // buffer; otherwise W starts `weight_lead` bytes into its buffer.
   void run_case(int64_t m, int64_t k, int64_t n, bool with_bias, uint32_t seed, bool offset = false,
                 int64_t weight_lead = 0) {
     const auto [dev, wt, xt] = GetParam();
     std::vector<float> wdeq;
-    const int64_t lead = offset ? (is_quantized(wt) ? 2 : element_size(wt)) : weight_lead;
+    const bool grouped = wt == DType::Q4_0X8 || wt == DType::Q8_0X8;
+    const int64_t lead = offset ? (grouped ? 16 : is_quantized(wt) ? 2 : element_size(wt)) : weight_lead;
     Tensor w = make_weight(ctx, wt, n, k, seed, wdeq, lead);
     const int64_t xlead = offset ? 1 : 0;
     auto xv = test::random_floats(static_cast<size_t>(xlead + m * k), seed + 1);
@@ -189,8 +191,8 @@ std::string param_name(const ::testing::TestParamInfo<Param>& p) {
                     Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q8_0, DType::BF16}, \
                     Param{dev, DType::Q4_0, DType::F32}, Param{dev, DType::Q4_0, DType::F16},  \
                     Param{dev, DType::Q4_K, DType::F32}, Param{dev, DType::Q4_K, DType::BF16}, \
-                    Param{dev, DType::Q6_K, DType::F32}, Param{dev, DType::Q6_K, DType::BF16},  \
-                    Param{dev, DType::Q4_0X8, DType::F32}, Param{dev, DType::Q8_0X8, DType::F16})
+                    Param{dev, DType::Q6_K, DType::F32}, Param{dev, DType::Q6_K, DType::BF16}, \
+                    Param{dev, DType::Q4_0X8, DType::F32}, Param{dev, DType::Q8_0X8, DType::BF16})
 INSTANTIATE_TEST_SUITE_P(Cpu, Linear, MTL_LINEAR_PARAMS(Device::cpu()), param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, Linear, MTL_LINEAR_PARAMS(Device::cuda()), param_name);
 
@@ -256,8 +258,10 @@ TEST_P(LinearMisc, GroupBlocks) {
   std::vector<float> deq;
   const Tensor q = make_weight(ctx, DType::Q8_0, 4, 512, 41, deq);
   EXPECT_TRUE(can_group_blocks(q));
-  EXPECT_METALLIC_ERROR(group_blocks(make_weight(ctx, DType::Q4_K, 4, 512, 42, deq)), ErrorCode::NotSupported);
-  EXPECT_METALLIC_ERROR(group_blocks(make_weight(ctx, DType::Q8_0, 4, 96, 43, deq)), ErrorCode::InvalidArgument);
+  EXPECT_METALLIC_ERROR(group_blocks(make_weight(ctx, DType::Q4_K, 4, 512, 42, deq)),
+                        ErrorCode::NotSupported);
+  EXPECT_METALLIC_ERROR(group_blocks(make_weight(ctx, DType::Q8_0, 4, 96, 43, deq)),
+                        ErrorCode::InvalidArgument);
   // Rows that are not dense (every other row).
   const Tensor strided(q.buffer(), q.offset(), {2, 512}, {1024, 1}, DType::Q8_0);
   EXPECT_FALSE(can_group_blocks(strided));

@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
       }
     }
   }
-  finish_block<T, MM, R, Norm, Epi>(acc, ss, a.K, a.eps, a.o, inv_freq);
+  finish_block<T, MM, R, Norm, Epi, true>(acc, ss, a.K, a.eps, a.o, inv_freq);
 }
 
 // ---- same-dtype f16/bf16 x and W, 3 to 8 rows of x: tensor cores -----------------------------------------
@@ -224,15 +224,16 @@ __global__ void __launch_bounds__(kThreads)
 template <class T, int MM, int R, bool Norm, Epilogue Epi>
 void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bias, const GemvFusion& f,
             const Tensor& out, cudaStream_t s) {
-  const DenseArgs<T> a{static_cast<const uint8_t*>(w.data()),
-                       row_bytes,
-                       x.data_as<T>(),
-                       x.stride(0),
-                       static_cast<int>(x.dim(1)),
-                       f.norm,
-                       f.eps,
-                       {static_cast<int>(x.dim(0)), static_cast<int>(w.dim(0)), bias,
-                        out.defined() ? out.data_as<T>() : nullptr, f.rope_kv ? *f.rope_kv : RopeKvEpilogue{}}};
+  const DenseArgs<T> a{
+      static_cast<const uint8_t*>(w.data()),
+      row_bytes,
+      x.data_as<T>(),
+      x.stride(0),
+      static_cast<int>(x.dim(1)),
+      f.norm,
+      f.eps,
+      {static_cast<int>(x.dim(0)), static_cast<int>(w.dim(0)), bias,
+       out.defined() ? out.data_as<T>() : nullptr, f.rope_kv ? *f.rope_kv : RopeKvEpilogue{}}};
   // R weight rows per block in every form (SwiGLU: R / 2 gate rows and their up rows).
   const unsigned grid = static_cast<unsigned>((w.dim(0) + R - 1) / R);
 #define MTL_DENSE(E) launch_dependent(gemv_dense<E, T, MM, R, Norm, Epi>, grid, kThreads, 0, s, a)

@@ -49,13 +49,14 @@ __device__ __forceinline__ double pair_inv_freq(const GemvOut<T>& o, int tid) {
   return 0.0;
 }
 
-/// Lets the next kernel launch (every weight load has returned), sums acc [R][MM] (and with Norm the row
-/// sums of x^2 in ss, over K elements) across the block and writes the outputs of block blockIdx.x.
-template <class T, int MM, int R, bool Norm, Epilogue Epi>
-__device__ __forceinline__ void finish_block(const float (&acc)[R][MM], const float (&ss)[MM], int K, float eps,
-                                             const GemvOut<T>& o, double inv_freq) {
+/// With Trigger, lets the next kernel launch (every weight load has returned); sums acc [R][MM] (and with
+/// Norm the row sums of x^2 in ss, over K elements) across the block and writes the outputs of block
+/// blockIdx.x.
+template <class T, int MM, int R, bool Norm, Epilogue Epi, bool Trigger>
+__device__ __forceinline__ void finish_block(const float (&acc)[R][MM], const float (&ss)[MM], int K,
+                                             float eps, const GemvOut<T>& o, double inv_freq) {
   constexpr int kOuts = kOutsOf<R, Epi>, kWarps = kBlockThreads / 32;
-  allow_dependents();
+  if constexpr (Trigger) allow_dependents();
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   constexpr int kSums = R * MM + (Norm ? MM : 0);
   __shared__ float part[kWarps][kSums];

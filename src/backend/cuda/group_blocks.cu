@@ -1,5 +1,6 @@
-// Q4_0 / Q8_0 weights into their grouped layout on the device (a load-time step): one thread per group of
-// eight blocks, copying 2-byte units since GGUF blocks are only 2-byte aligned.
+// Q4_0 / Q8_0 weights into their grouped layout on the device (a load-time step). One thread per 16-bit word
+// of the output, so that a warp writes 64 contiguous bytes and reads runs of one block's words (the blocks
+// are only 2-byte aligned).
 #include "backend/cuda/check.h"
 #include "backend/cuda/launch.h"
 #include "backend/matmul.h"
@@ -8,35 +9,31 @@
 namespace metallic::cuda {
 namespace {
 
-template <class Block, class Group>
-__global__ void group_blocks_kernel(const Block* __restrict__ in, Group* __restrict__ out, int64_t groups) {
-  const int64_t g = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
-  if (g >= groups) return;
-  Group o;
-#pragma unroll
-  for (int k = 0; k < 8; ++k) {
-    const Block& b = in[8 * g + k];
-    o.d[k] = b.d;
-    const auto* src = reinterpret_cast<const uint16_t*>(b.qs);
-    auto* dst = reinterpret_cast<uint16_t*>(o.qs[k]);
-#pragma unroll
-    for (int i = 0; i < static_cast<int>(sizeof(b.qs)) / 2; ++i) dst[i] = src[i];
-  }
-  out[g] = o;
+// Word w of a group: w < 8 is block w's scale, the rest are the blocks' quants in order.
+template <class Block>
+__global__ void group_blocks_kernel(const uint16_t* __restrict__ in, uint16_t* __restrict__ out,
+                                    int64_t words) {
+  constexpr int kBlockWords = sizeof(Block) / 2, kQuantWords = kBlockWords - 1, kGroupWords = 8 * kBlockWords;
+  const int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (i >= words) return;
+  const int64_t g = i / kGroupWords;
+  const int w = static_cast<int>(i - g * kGroupWords);
+  const int block = w < 8 ? w : (w - 8) / kQuantWords, word = w < 8 ? 0 : 1 + (w - 8) % kQuantWords;
+  out[i] = in[(8 * g + block) * kBlockWords + word];
 }
 
 }  // namespace
 
 void group_blocks(const Tensor& w, const Tensor& out) {
-  const int64_t groups = w.numel() / quant::kQK;
-  const auto grid = static_cast<unsigned>((groups + 255) / 256);
+  const int64_t words = w.nbytes() / 2;
+  const auto grid = static_cast<unsigned>((words + 255) / 256);
+  const auto* in = static_cast<const uint16_t*>(w.data());
+  auto* o = static_cast<uint16_t*>(out.data());
   cudaStream_t s = stream_of(out);
   if (w.dtype() == DType::Q4_0)
-    group_blocks_kernel<<<grid, 256, 0, s>>>(static_cast<const quant::block_q4_0*>(w.data()),
-                                              static_cast<quant::block_q4_0x8*>(out.data()), groups);
+    group_blocks_kernel<quant::block_q4_0><<<grid, 256, 0, s>>>(in, o, words);
   else
-    group_blocks_kernel<<<grid, 256, 0, s>>>(static_cast<const quant::block_q8_0*>(w.data()),
-                                              static_cast<quant::block_q8_0x8*>(out.data()), groups);
+    group_blocks_kernel<quant::block_q8_0><<<grid, 256, 0, s>>>(in, o, words);
   MTL_CUDA_CHECK_LAUNCH("group_blocks");
 }
 
