@@ -23,6 +23,8 @@ void add_synth_command(CLI::App& app) {
   cmd->callback([args] {
     const auto dtype = dtype_from_name(args->type);
     check(dtype.has_value(), ErrorCode::InvalidArgument, "unknown weight type '", args->type, "'");
+    check(info(*dtype).ggml_type >= 0, ErrorCode::InvalidArgument, "weight type '", args->type,
+          "' has no GGUF id (the grouped types are a device layout)");
     gguf::Writer writer;
     add_synthetic_model(writer, SyntheticSpec::preset(args->preset), uniform_weight_type(*dtype), args->seed);
     writer.write(args->output);

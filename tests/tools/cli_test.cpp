@@ -87,7 +87,9 @@ TEST_F(Cli, ErrorsExitNonZeroWithAMessage) {
         {"run", "-m", stories(), "--device", "metal"},
         {"logits", "-m", stories(), "--device", "cpu", "--ids", "1 x"},
         {"logits", "-m", stories(), "--device", "cpu", "--ids", "1 100000"},
-        {"run", "-m", test::shared_path("tokenizers/gpt2-bpe/gpt2-bpe.vocab.gguf").string()}}) {
+        {"run", "-m", test::shared_path("tokenizers/gpt2-bpe/gpt2-bpe.vocab.gguf").string()},
+        {"synth", "--preset", "qwen2.5-0.5b", "--type", "q4_0x8", "-o",
+         "/tmp/metallic_never_written.gguf"}}) {
     const auto r = run_tool(args, "", true);
     EXPECT_NE(r.status, 0) << args[2];
     EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
