@@ -56,6 +56,7 @@ template <class T, int MM, int R, bool Norm, Epilogue Epi, bool Trigger>
 __device__ __forceinline__ void finish_block(const float (&acc)[R][MM], const float (&ss)[MM], int K,
                                              float eps, const GemvOut<T>& o, double inv_freq) {
   constexpr int kOuts = kOutsOf<R, Epi>, kWarps = kBlockThreads / 32;
+  static_assert(kOuts * 2 == R || kOuts == R, "SwiGLU and RopeKv pair rows");
   if constexpr (Trigger) allow_dependents();
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   constexpr int kSums = R * MM + (Norm ? MM : 0);

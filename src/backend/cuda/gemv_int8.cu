@@ -14,8 +14,8 @@
 // - the grouped types (Q4_0X8, Q8_0X8: CUDA models load Q4_0 / Q8_0 matrices so) hold every block's quants
 //   as aligned 16-byte vectors with the scales beside them, so they stream as dense weights do: a block of
 //   4 warps owns a few rows, each thread loads whole quant blocks straight into registers, all loads of a
-//   step in flight at once (7B-shape decode: Q4_0 571 against 443 tok/s, Q8_0 381 against 351, measured
-//   on an H200 against the two ways below);
+//   step in flight at once (7B-shape decode on an H200: Q4_0 571 against 436-444 tok/s, Q8_0 380-383
+//   against 343-348, against the two ways below);
 // - rows whose 256-element units are whole 16-byte vectors (Q8_0, Q4_0, Q4_K with K a multiple of 256 and
 //   16-byte aligned rows, as model files lay them out; launch() says when Q8_0 goes the other way): a block
 //   works on 32 rows at a time, one per lane, each warp on a share of the units; cp.async copies a unit of
