@@ -275,6 +275,10 @@ __device__ __forceinline__ void store_out(const Params& p, int64_t offset, float
     static_cast<T*>(p.out)[offset] = __float2half(val);
 }
 constexpr int kDecodeStages = 3;
+// Floats per row where the warps' outputs meet: 8 past D, so that a half-warp's 8-byte stores of rows g
+// (0..3) and columns 2t hit 32 different banks (with D they all hit the same 8, 8-way conflicts).
+template <int D>
+constexpr int kMergeStride = D + 8;
 
 template <class T, int D>
 constexpr int decode_smem_bytes() {
@@ -427,7 +431,7 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
 
   float* s_m = reinterpret_cast<float*>(ring);  // [warp][row]
   float* s_l = s_m + 4 * kDecodeRows;           // [warp][row]
-  float* s_o = s_l + 4 * kDecodeRows;           // [warp][row][D]
+  float* s_o = s_l + 4 * kDecodeRows;           // [warp][row][kMergeStride]
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const float sum = quad_sum(row_sum[half]);
@@ -437,10 +441,9 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
       s_l[warp * kDecodeRows + r] = sum;
     }
 #pragma unroll
-    for (int dt = 0; dt < D / 8; ++dt) {
-      s_o[(warp * kDecodeRows + r) * D + dt * 8 + 2 * t] = o[dt][2 * half];
-      s_o[(warp * kDecodeRows + r) * D + dt * 8 + 2 * t + 1] = o[dt][2 * half + 1];
-    }
+    for (int dt = 0; dt < D / 8; ++dt)
+      *reinterpret_cast<float2*>(s_o + (warp * kDecodeRows + r) * kMergeStride<D> + dt * 8 + 2 * t) =
+          make_float2(o[dt][2 * half], o[dt][2 * half + 1]);
   }
   __syncthreads();
   for (int idx = static_cast<int>(threadIdx.x); idx < rows * D; idx += kThreads) {
@@ -452,7 +455,7 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
       for (int w = 0; w < 4; ++w) {
         const float wt = fast_exp2(s_m[w * kDecodeRows + r] - mx);
         sum += wt * s_l[w * kDecodeRows + r];
-        a += wt * s_o[(w * kDecodeRows + r) * D + d];
+        a += wt * s_o[(w * kDecodeRows + r) * kMergeStride<D> + d];
       }
     }
     const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
@@ -550,8 +553,9 @@ int decode_occupancy() {
 template <class T, int D>
 void launch_decode_typed(const Params& p, const DecodeSplit& split, cudaStream_t stream) {
   constexpr int smem = decode_smem_bytes<T, D>();
-  static_assert(kDecodeStages * 2 * kBlockN * D * sizeof(T) >= sizeof(float) * 4 * kDecodeRows * (D + 2),
-                "the merge of the warps reuses the ring");
+  static_assert(
+      kDecodeStages * 2 * kBlockN * D * sizeof(T) >= sizeof(float) * 4 * kDecodeRows * (kMergeStride<D> + 2),
+      "the merge of the warps reuses the ring");
   static_assert(
       kDecodeStages * 2 * kBlockN * D * sizeof(T) >= sizeof(float) * 2 * kDecodeMaxChunks * kDecodeRows,
       "the merge of the chunks reuses the ring");
