@@ -561,6 +561,27 @@ struct Unit32 {
   }
 };
 
+// q . x of a Q8_0 block's quant words q with x's 32 quants, in two chains (dp4a latency, not issue, bounds
+// one).
+__device__ __forceinline__ int q8_0_dot(const uint32_t (&q)[8], const int4& lo, const int4& hi) {
+  int a0 = __dp4a(static_cast<int>(q[0]), lo.x, 0), a1 = __dp4a(static_cast<int>(q[4]), hi.x, 0);
+  a0 = __dp4a(static_cast<int>(q[1]), lo.y, a0), a1 = __dp4a(static_cast<int>(q[5]), hi.y, a1);
+  a0 = __dp4a(static_cast<int>(q[2]), lo.z, a0), a1 = __dp4a(static_cast<int>(q[6]), hi.z, a1);
+  a0 = __dp4a(static_cast<int>(q[3]), lo.w, a0), a1 = __dp4a(static_cast<int>(q[7]), hi.w, a1);
+  return a0 + a1;
+}
+
+// 16 (q . x) of a Q4_0 block with x's 32 quants, its quant words masked to low nibbles (lo_q, against x's
+// elements 0..15) and high nibbles in place (hi_q, 16 times their value, against 16..31).
+__device__ __forceinline__ int q4_0_dot16(const uint32_t (&lo_q)[4], const uint32_t (&hi_q)[4],
+                                          const int4& lo, const int4& hi) {
+  int a = dp4a_us(lo_q[0], lo.x, 0), c = dp4a_us(hi_q[0], hi.x, 0);
+  a = dp4a_us(lo_q[1], lo.y, a), c = dp4a_us(hi_q[1], hi.y, c);
+  a = dp4a_us(lo_q[2], lo.z, a), c = dp4a_us(hi_q[2], hi.z, c);
+  a = dp4a_us(lo_q[3], lo.w, a), c = dp4a_us(hi_q[3], hi.w, c);
+  return 16 * a + c;
+}
+
 struct RowsQ8_0 : Unit32<34> {
   // A unit of 32 rows is 8.5 KiB: 4 stages of 4 warps take 142 KiB (one row of x).
   static constexpr int kWarps = 4;
@@ -574,11 +595,7 @@ struct RowsQ8_0 : Unit32<34> {
 #pragma unroll
       for (int m = 0; m < MM; ++m) {
         const X32 x = x_block(xu, m, b);
-        int a0 = __dp4a(static_cast<int>(q[0]), x.lo.x, 0), a1 = __dp4a(static_cast<int>(q[4]), x.hi.x, 0);
-        a0 = __dp4a(static_cast<int>(q[1]), x.lo.y, a0), a1 = __dp4a(static_cast<int>(q[5]), x.hi.y, a1);
-        a0 = __dp4a(static_cast<int>(q[2]), x.lo.z, a0), a1 = __dp4a(static_cast<int>(q[6]), x.hi.z, a1);
-        a0 = __dp4a(static_cast<int>(q[3]), x.lo.w, a0), a1 = __dp4a(static_cast<int>(q[7]), x.hi.w, a1);
-        acc[m] = fmaf(d * x.s.x, static_cast<float>(a0 + a1), acc[m]);
+        acc[m] = fmaf(d * x.s.x, static_cast<float>(q8_0_dot(q, x.lo, x.hi)), acc[m]);
       }
     }
   }
@@ -601,11 +618,8 @@ struct RowsQ4_0 : Unit32<18> {
 #pragma unroll
       for (int m = 0; m < MM; ++m) {
         const X32 x = x_block(xu, m, b);
-        int a = dp4a_us(lo[0], x.lo.x, 0), c = dp4a_us(hi[0], x.hi.x, 0);
-        a = dp4a_us(lo[1], x.lo.y, a), c = dp4a_us(hi[1], x.hi.y, c);
-        a = dp4a_us(lo[2], x.lo.z, a), c = dp4a_us(hi[2], x.hi.z, c);
-        a = dp4a_us(lo[3], x.lo.w, a), c = dp4a_us(hi[3], x.hi.w, c);
-        acc[m] = fmaf(d16, fmaf(x.s.x, static_cast<float>(16 * a + c), -128.f * x.s.y), acc[m]);
+        acc[m] = fmaf(d16, fmaf(x.s.x, static_cast<float>(q4_0_dot16(lo, hi, x.lo, x.hi)), -128.f * x.s.y),
+                      acc[m]);
       }
     }
   }
@@ -813,31 +827,19 @@ struct GroupedArgs {
   gemv_detail::GemvOut<T> o;
 };
 
-// One block's quants q (QB bytes) against the 32 x quants lo, hi and their (d, d * sum) s, scaled by the
-// weight scale dw. Q4_0 nibbles are masked in place (the high ones count 16 times) and biased by -8 through
-// the x sum.
+// One block's quants q (QB bytes) against x's block, scaled by the weight scale dw; Q4_0's offset of 8 is
+// taken off through x's sum.
 template <int QB>
-__device__ __forceinline__ float grouped_dot(const uint4 (&q)[QB / 16], float dw, const int4& lo,
-                                             const int4& hi, const float2& s) {
+__device__ __forceinline__ float grouped_dot(const uint4 (&q)[QB / 16], float dw, const X32& x) {
   if constexpr (QB == 16) {
     const uint32_t w[4] = {q[0].x, q[0].y, q[0].z, q[0].w};
-    const int xl[4] = {lo.x, lo.y, lo.z, lo.w}, xh[4] = {hi.x, hi.y, hi.z, hi.w};
-    int a = 0, c = 0;
+    uint32_t lo[4], hi[4];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      a = dp4a_us(w[i] & 0x0f0f0f0fu, xl[i], a);
-      c = dp4a_us(w[i] & 0xf0f0f0f0u, xh[i], c);
-    }
-    return 0.0625f * dw * fmaf(s.x, static_cast<float>(16 * a + c), -128.f * s.y);
+    for (int i = 0; i < 4; ++i) lo[i] = w[i] & 0x0f0f0f0fu, hi[i] = w[i] & 0xf0f0f0f0u;
+    return 0.0625f * dw * fmaf(x.s.x, static_cast<float>(q4_0_dot16(lo, hi, x.lo, x.hi)), -128.f * x.s.y);
   } else {
-    const int w[8] = {static_cast<int>(q[0].x), static_cast<int>(q[0].y), static_cast<int>(q[0].z),
-                      static_cast<int>(q[0].w), static_cast<int>(q[1].x), static_cast<int>(q[1].y),
-                      static_cast<int>(q[1].z), static_cast<int>(q[1].w)};
-    const int x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-    int a = 0, c = 0;  // two chains: dp4a latency, not issue, bounds one
-#pragma unroll
-    for (int i = 0; i < 8; i += 2) a = __dp4a(w[i], x[i], a), c = __dp4a(w[i + 1], x[i + 1], c);
-    return dw * s.x * static_cast<float>(a + c);
+    const uint32_t w[8] = {q[0].x, q[0].y, q[0].z, q[0].w, q[1].x, q[1].y, q[1].z, q[1].w};
+    return dw * x.s.x * static_cast<float>(q8_0_dot(w, x.lo, x.hi));
   }
 }
 
@@ -882,10 +884,9 @@ __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kerne
       for (int m = 0; m < MM; ++m) {
         const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
         const auto* xp = reinterpret_cast<const int4*>(a.xq + mr * static_cast<int64_t>(a.Kp) + kXBlock * b);
-        const int4 lo = __ldg(xp), hi = __ldg(xp + 1);
-        const float2 s = __ldg(a.xs + mr * lds + b);
+        const X32 x{__ldg(xp), __ldg(xp + 1), __ldg(a.xs + mr * lds + b)};
 #pragma unroll
-        for (int r = 0; r < R; ++r) acc[r][m] += grouped_dot<QB>(q[j][r], dw[r], lo, hi, s);
+        for (int r = 0; r < R; ++r) acc[r][m] += grouped_dot<QB>(q[j][r], dw[r], x);
       }
     }
   }

@@ -45,47 +45,46 @@ __device__ __forceinline__ int byte_of(const uint32_t (&w)[2], int i) {
 }
 
 // Each decoder: kElements per block, decode8(block, i, v) = elements 8i..8i+7, bit for bit as the CPU.
+// Eight Q8_0 quants at q times the f16 scale at d.
+__device__ __forceinline__ void q8_0_decode8(const uint8_t* d, const uint8_t* q, float (&v)[8]) {
+  const float s = f16_at(d);
+  uint32_t w[2];
+  ld_8(q, w);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(static_cast<int8_t>(byte_of(w, j))), s);
+}
+// The nibbles at `shift` (0: low, 4: high) of the eight Q4_0 quant bytes at q, times the f16 scale at d.
+__device__ __forceinline__ void q4_0_decode8(const uint8_t* d, const uint8_t* q, int shift, float (&v)[8]) {
+  const float s = f16_at(d);
+  uint32_t w[2];
+  ld_8(q, w);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(((byte_of(w, j) >> shift) & 0xF) - 8), s);
+}
+
 struct Deq8_Q8_0 {
   static constexpr int kElements = 32, kBytes = sizeof(block_q8_0);
   __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
-    const float d = f16_at(b);
-    uint32_t w[2];
-    ld_8(b + 2 + 8 * i, w);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(static_cast<int8_t>(byte_of(w, j))), d);
+    q8_0_decode8(b, b + 2 + 8 * i, v);
   }
 };
 struct Deq8_Q4_0 {  // elements 0..15: low nibbles of qs[0..15]; 16..31: high nibbles
   static constexpr int kElements = 32, kBytes = sizeof(block_q4_0);
   __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
-    const float d = f16_at(b);
-    uint32_t w[2];
-    ld_8(b + 2 + 8 * (i & 1), w);
-    const int shift = 4 * (i >> 1);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(((byte_of(w, j) >> shift) & 0xF) - 8), d);
+    q4_0_decode8(b, b + 2 + 8 * (i & 1), 4 * (i >> 1), v);
   }
 };
-// The grouped types: scale k at 2k, block k's quants at 16 + kQuantBytes k (as in the base type).
+// The grouped types: block k's scale at 2k, its quants at 16 + (quant bytes) k, laid out as in the base type.
 struct Deq8_Q8_0X8 {
   static constexpr int kElements = 256, kBytes = sizeof(block_q8_0x8);
   __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
-    const float d = f16_at(b + 2 * (i >> 2));
-    uint32_t w[2];
-    ld_8(b + 16 + 32 * (i >> 2) + 8 * (i & 3), w);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(static_cast<int8_t>(byte_of(w, j))), d);
+    q8_0_decode8(b + 2 * (i >> 2), b + 16 + 32 * (i >> 2) + 8 * (i & 3), v);
   }
 };
 struct Deq8_Q4_0X8 {
   static constexpr int kElements = 256, kBytes = sizeof(block_q4_0x8);
   __device__ static void decode8(const uint8_t* b, int i, float (&v)[8]) {
-    const float d = f16_at(b + 2 * (i >> 2));
-    uint32_t w[2];
-    ld_8(b + 16 + 16 * (i >> 2) + 8 * (i & 1), w);
-    const int shift = 4 * ((i >> 1) & 1);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = mul(static_cast<float>(((byte_of(w, j) >> shift) & 0xF) - 8), d);
+    q4_0_decode8(b + 2 * (i >> 2), b + 16 + 16 * (i >> 2) + 8 * (i & 1), 4 * ((i >> 1) & 1), v);
   }
 };
 struct Deq8_Q4_K {  // 64 elements per 32 quant bytes: low nibbles group 2c, high nibbles group 2c + 1
