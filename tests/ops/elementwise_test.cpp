@@ -179,6 +179,34 @@ TEST_P(Elementwise, CastsRoundToNearestEven) {
   EXPECT_EQ(cast(cast(x, DType::F32), GetParam().dtype).to_vector<float>(), vx);
 }
 
+TEST_P(Elementwise, DenseCopiesOfAnyLength) {
+  // Lengths around the 16-byte packs and a block's share, into views that start on a 16-byte boundary (the
+  // packed path) or one element past it (the element path), between sentinels that must stay untouched.
+  const DType dt = GetParam().dtype;
+  const auto host = Context::create(Device::cpu());
+  for (const int64_t n : {1, 7, 8, 9, 1023, 4100, 70001}) {
+    const auto [x, vx] = input({n}, static_cast<uint32_t>(60 + n), -300.f, 300.f);
+    for (const int64_t start : {int64_t{0}, int64_t{1}, int64_t{8}}) {
+      const Tensor buf = full(ctx, {start + n + 9}, 7.0, dt);
+      copy(x, buf.narrow(0, start, n));
+      const std::vector<float> got = buf.to_vector<float>();
+      for (int64_t i = 0; i < start + n + 9; ++i) {
+        const float want = i < start || i >= start + n ? 7.f : vx[static_cast<size_t>(i - start)];
+        ASSERT_EQ(got[static_cast<size_t>(i)], want) << "n " << n << " start " << start << " at " << i;
+      }
+    }
+    const std::vector<double> wide = cast(x, DType::F64).to_vector<double>();
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(wide[static_cast<size_t>(i)], vx[static_cast<size_t>(i)]) << i;
+    // Narrowing and integer casts agree with the host's conversion element for element.
+    const Tensor on_host = x.to(host);
+    for (const DType to : {DType::F16, DType::BF16, DType::I32, DType::I8, DType::U8}) {
+      const std::vector<double> got = cast(cast(x, to), DType::F64).to_vector<double>();
+      const std::vector<double> want = cast(cast(on_host, to), DType::F64).to_vector<double>();
+      ASSERT_EQ(got, want) << "n " << n << " to " << name(to);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, Elementwise, ::testing::ValuesIn(test::float_cases(Device::cpu())), case_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, Elementwise, ::testing::ValuesIn(test::float_cases(Device::cuda())),
                          case_name);

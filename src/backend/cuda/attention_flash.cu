@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <climits>
 #include <type_traits>
 
 #include "backend/cuda/attention_impl.cuh"
@@ -352,6 +353,8 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
     row_q[half] = r < rows ? (r0 + r) % p.sq : -1;
     row_h[half] = kvh * p.group + (r0 + r) / p.sq;
   }
+  // The lowest query position among this thread's rows (padding rows see every key).
+  const int q_lo = min(row_q[0] < 0 ? INT_MAX / 2 : row_q[0], row_q[1] < 0 ? INT_MAX / 2 : row_q[1]);
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
@@ -374,20 +377,28 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
       mma<T>(s[1], qa[kk], kb[2], kb[3]);
     }
     const int64_t key0 = k0 + static_cast<int64_t>(tile) * kBlockN + n0;
+    // A slice of keys that no row has to mask (the usual case) only scales its scores.
+    const bool plain = !p.mask && key0 + 16 <= k1 && (!p.causal || key0 + 15 <= q_lo + p.query_offset);
+    if (plain) {
 #pragma unroll
-    for (int nt = 0; nt < 2; ++nt) {
+      for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int half = e >> 1;
-        const int64_t j = key0 + nt * 8 + 2 * t + (e & 1);
-        float x = s[nt][e] * p.scale_log2;
-        if (p.mask && row_q[half] >= 0 && j < k1)
-          x += kLog2e * p.mask[b * p.m_stride[0] + row_h[half] * p.m_stride[1] + row_q[half] * p.m_stride[2] +
-                               j * p.m_stride[3]];
-        if (j >= k1 || row_q[half] < 0 || (p.causal && j > row_q[half] + p.query_offset)) x = -INFINITY;
-        s[nt][e] = x;
+        for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
+    } else
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int half = e >> 1;
+          const int64_t j = key0 + nt * 8 + 2 * t + (e & 1);
+          float x = s[nt][e] * p.scale_log2;
+          if (p.mask && row_q[half] >= 0 && j < k1)
+            x += kLog2e * p.mask[b * p.m_stride[0] + row_h[half] * p.m_stride[1] +
+                                 row_q[half] * p.m_stride[2] + j * p.m_stride[3]];
+          if (j >= k1 || row_q[half] < 0 || (p.causal && j > row_q[half] + p.query_offset)) x = -INFINITY;
+          s[nt][e] = x;
+        }
       }
-    }
     float corr[2];
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -409,16 +420,22 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
     }
     const uint32_t pa[4] = {pack2<T>(s[0][0], s[0][1]), pack2<T>(s[0][2], s[0][3]),
                             pack2<T>(s[1][0], s[1][1]), pack2<T>(s[1][2], s[1][3])};
+    // Once the running maxima settle, most tiles leave them unchanged and need no rescale of the outputs.
+    if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        o[2 * dp][0] *= corr[0];
+        o[2 * dp][1] *= corr[0];
+        o[2 * dp][2] *= corr[1];
+        o[2 * dp][3] *= corr[1];
+        o[2 * dp + 1][0] *= corr[0];
+        o[2 * dp + 1][1] *= corr[0];
+        o[2 * dp + 1][2] *= corr[1];
+        o[2 * dp + 1][3] *= corr[1];
+      }
+    }
 #pragma unroll
     for (int dp = 0; dp < D / 16; ++dp) {
-      o[2 * dp][0] *= corr[0];
-      o[2 * dp][1] *= corr[0];
-      o[2 * dp][2] *= corr[1];
-      o[2 * dp][3] *= corr[1];
-      o[2 * dp + 1][0] *= corr[0];
-      o[2 * dp + 1][1] *= corr[0];
-      o[2 * dp + 1][2] *= corr[1];
-      o[2 * dp + 1][3] *= corr[1];
       uint32_t vb[4];
       ldmatrix_x4_trans(vb,
                         vs + swizzle<D>(n0 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 16 + (lane >> 4) * 8));
