@@ -100,11 +100,13 @@ __global__ void activation_kernel(ActParams<T> p) {
       for (int k = 0; k < U; ++k) {
         const int64_t j = base + k * threads + threadIdx.x;
         if (j < packs) {
-          float y[W];
+          float y[W], g[W];
+          widen(va[k], y);
+          if constexpr (Gated) widen(vb[k], g);
 #pragma unroll
           for (int e = 0; e < W; ++e) {
-            y[e] = activate<T, A>(to_f32(va[k].v[e]));
-            if constexpr (Gated) y[e] *= to_f32(vb[k].v[e]);
+            y[e] = activate<T, A>(y[e]);
+            if constexpr (Gated) y[e] *= g[e];
           }
           store_pack<T, W>(out + j * W * co, pack_from_f32<T, W>(y));
         }

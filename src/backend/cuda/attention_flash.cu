@@ -29,6 +29,9 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_b
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(src_bytes));
 }
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -73,16 +76,19 @@ __device__ __forceinline__ int swizzle(int row, int col) {
 // Copies tiles of ROWS rows of a [len, D] matrix (row stride `stride` elements) into shared memory. Thread t
 // always copies chunk t % (D / 8) of rows t / (D / 8) + i * kRowStep; that step is a multiple of 8, so each
 // of its chunks lands at a fixed offset from the tile's start, worked out once with the thread's source
-// address, and a tile costs a pointer step and a bound check per chunk.
+// address and the byte step between its chunks. A tile inside the matrix (all but the last) then costs one
+// 64-bit add per chunk; only the last one checks its rows.
 template <class T, int D, int ROWS, int THREADS = kThreads>
 struct TileLoader {
   static constexpr int kChunks = D / 8, kRowStep = THREADS / kChunks;
   static_assert(kRowStep % 8 == 0 && ROWS % kRowStep == 0, "every thread copies chunks of the same swizzle");
   const T* first;  // this thread's chunk of row 0
   int64_t stride;
+  int64_t step;     // elements between this thread's consecutive chunks of a tile
   int row, offset;  // this thread's first row of a tile, and where its chunk of that row lands
 
-  __device__ __forceinline__ TileLoader(const T* src, int64_t row_stride) : stride(row_stride) {
+  __device__ __forceinline__ TileLoader(const T* src, int64_t row_stride)
+      : stride(row_stride), step(row_stride * kRowStep) {
     row = static_cast<int>(threadIdx.x) / kChunks;
     const int c = static_cast<int>(threadIdx.x) % kChunks;
     first = src + row * row_stride + c * 8;
@@ -92,8 +98,13 @@ struct TileLoader {
   // Rows [row0, row0 + ROWS) into `tile`; rows at or past `len` are filled with zeros.
   __device__ __forceinline__ void load(T* tile, int row0, int len) const {
     const T* g = first + static_cast<int64_t>(row0) * stride;
+    if (row0 + ROWS <= len) {
 #pragma unroll
-    for (int i = 0; i < ROWS / kRowStep; ++i, g += kRowStep * stride) {
+      for (int i = 0; i < ROWS / kRowStep; ++i, g += step) cp_async16(tile + offset + i * kRowStep * D, g);
+      return;
+    }
+#pragma unroll
+    for (int i = 0; i < ROWS / kRowStep; ++i, g += step) {
       const bool inside = row0 + row + i * kRowStep < len;
       cp_async16(tile + offset + i * kRowStep * D, inside ? g : first, inside ? 16 : 0);
     }

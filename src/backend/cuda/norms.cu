@@ -1,6 +1,8 @@
 // CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 256 packs or fewer) and
 // keep it in registers (P packs each) between the reductions and the write; rows longer than that re-read
 // the excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
+#include <type_traits>
+
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rows.cuh"
 #include "backend/norms.h"
@@ -22,7 +24,6 @@ struct NormParams {
   int64_t weight_stride, bias_stride;
   float eps;
   int tpr;
-  NormKind kind;
   RowLayout<4> rows;
 };
 
@@ -30,16 +31,18 @@ struct NormParams {
 // warps per SM), 16-bit rows as fast as with 4. AddRms also holds the residual and takes kSmallPacks.
 constexpr int kLongRowPacks = 8;
 
-// Add: the instance may be asked for AddRms; the others never hold the residual, which halves the
-// registers of the largest rows.
-template <class T, class Wt, int W, int P, bool Add>
+// One instance per kind: the kind's work (the residual sum, the mean) is then fixed at compile time, which
+// on an H200 cut the 16-bit LayerNorm's instructions per row by half. Packs are counted in 32 bits (a row
+// holds fewer than 2^31 elements).
+template <class T, class Wt, int W, int P, NormKind K>
 __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
   wait_for_producer();
   allow_dependents();
+  constexpr bool add = K == NormKind::AddRms, layer = K == NormKind::Layer;
   const int tpr = p.tpr, lane = static_cast<int>(threadIdx.x) % tpr;
   const int64_t row = int64_t{blockIdx.x} * (blockDim.x / tpr) + threadIdx.x / tpr;
   const bool active = row < p.rows.rows;
-  const int64_t len = p.rows.len, packs = len / W;
+  const int len = static_cast<int>(p.rows.len), packs = len / W;
   int64_t o[4] = {0, 0, 0, 0};
   if (active) p.rows.offsets(row, o);
   const T* x = p.x + o[0];
@@ -49,87 +52,81 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   // Packs of W > 1 imply unit columns (see packs_fit): constants spare the index arithmetic.
   const int64_t cx = W > 1 ? 1 : p.rows.col_stride[0], cr = W > 1 ? 1 : p.rows.col_stride[1],
                 cs = W > 1 ? 1 : p.rows.col_stride[2], co = W > 1 ? 1 : p.rows.col_stride[3];
-  const bool add = Add && p.kind == NormKind::AddRms;
-  const bool layer = p.kind == NormKind::Layer;
 
   auto add_packs = [](const Pack<T, W>& a, const Pack<T, W>& b) {
-    float f[W];
+    float f[W], g[W];
+    widen(a, f);
+    widen(b, g);
 #pragma unroll
-    for (int e = 0; e < W; ++e) f[e] = to_f32(a.v[e]) + to_f32(b.v[e]);
+    for (int e = 0; e < W; ++e) f[e] += g[e];
     return pack_from_f32<T, W>(f);
   };
   // Pack j of the row as stored (for AddRms: the rounded sum, which is also written out).
-  auto read = [&](int64_t j) {
+  auto read = [&](int j) {
     Pack<T, W> a = load_pack<T, W>(x + j * W * cx);
-    if (add) {
+    if constexpr (add) {
       a = add_packs(a, load_pack<T, W>(res + j * W * cr));
       store_pack<T, W>(sum + j * W * cs, a);
     }
     return a;
   };
   // Re-reads pack j of an over-long row (the stored sum for AddRms).
-  auto reread = [&](int64_t j) {
+  auto reread = [&](int j) {
     return add ? load_pack<T, W>(sum + j * W * cs) : load_pack<T, W>(x + j * W * cx);
   };
   // One short chain per pack, so that the packs' sums proceed side by side (the sum of squares for the
   // RMS norms, the plain sum for LayerNorm).
   auto accumulate = [&](const Pack<T, W>& a, float& acc) {
-    float s = 0;
+    float f[W], s = 0;
+    widen(a, f);
 #pragma unroll
-    for (int e = 0; e < W; ++e) {
-      const float f = to_f32(a.v[e]);
-      s = layer ? s + f : fmaf(f, f, s);
-    }
+    for (int e = 0; e < W; ++e) s = layer ? s + f[e] : fmaf(f[e], f[e], s);
     acc += s;
   };
 
   // The row stays in registers as stored (16 bytes per pack), widened again where needed.
   // All loads are issued before the first store (sum may alias the inputs, which would serialise them).
+  const int mine = active && lane < packs ? (packs - lane + tpr - 1) / tpr : 0;  // packs this thread owns
   Pack<T, W> v[P], r[P];
   float acc = 0;
 #pragma unroll
   for (int k = 0; k < P; ++k) {
-    const int64_t j = lane + int64_t{k} * tpr;
-    if (active && j < packs) {
-      v[k] = load_pack<T, W>(x + j * W * cx);
-      if (add) r[k] = load_pack<T, W>(res + j * W * cr);
+    if (k < mine) {
+      v[k] = load_pack<T, W>(x + (lane + k * tpr) * W * cx);
+      if constexpr (add) r[k] = load_pack<T, W>(res + (lane + k * tpr) * W * cr);
     }
   }
-  if (add) {
+  if constexpr (add) {
 #pragma unroll
     for (int k = 0; k < P; ++k) {
-      const int64_t j = lane + int64_t{k} * tpr;
-      if (active && j < packs) {
+      if (k < mine) {
         v[k] = add_packs(v[k], r[k]);
-        store_pack<T, W>(sum + j * W * cs, v[k]);
+        store_pack<T, W>(sum + (lane + k * tpr) * W * cs, v[k]);
       }
     }
   }
 #pragma unroll
   for (int k = 0; k < P; ++k)
-    if (active && lane + int64_t{k} * tpr < packs) accumulate(v[k], acc);
-  for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) accumulate(read(j), acc);
+    if (k < mine) accumulate(v[k], acc);
+  for (int k = P; k < mine; ++k) accumulate(read(lane + k * tpr), acc);
   const float n = static_cast<float>(len);
   float mean = 0, inv;
-  if (layer) {
+  if constexpr (layer) {
     // Each thread's own mean and squared deviations (a second pass over its registers), merged across the
     // row in a single reduction.
-    const int64_t mine = active && lane < packs ? (packs - lane + tpr - 1) / tpr : 0;
     Moments m{static_cast<float>(mine * W), 0.f, 0.f};
     if (mine > 0) m.mean = acc / m.n;
     auto deviation = [&](const Pack<T, W>& a) {
-      float s = 0;
+      float f[W], s = 0;
+      widen(a, f);
 #pragma unroll
-      for (int e = 0; e < W; ++e) {
-        const float d = to_f32(a.v[e]) - m.mean;
-        s = fmaf(d, d, s);
-      }
+      for (int e = 0; e < W; ++e) s = fmaf(f[e] - m.mean, f[e] - m.mean, s);
       m.m2 += s;
     };
 #pragma unroll
     for (int k = 0; k < P; ++k)
-      if (active && lane + int64_t{k} * tpr < packs) deviation(v[k]);
-    for (int64_t j = lane + int64_t{P} * tpr; active && j < packs; j += tpr) deviation(reread(j));
+      if (k < mine) deviation(v[k]);
+    for (int k = P; k < mine; ++k) deviation(reread(lane + k * tpr));
     m = row_moments(m, tpr);
     mean = m.mean;
     inv = rsqrtf(m.m2 / n + p.eps);
@@ -139,19 +136,26 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   if (!active) return;
 
   // Pack j normalised, scaled and shifted.
-  auto normed = [&](int64_t j, const Pack<T, W>& a) {
-    float y[W];
+  const bool has_weight = p.weight != nullptr, has_bias = layer && p.bias != nullptr;
+  auto normed = [&](int j, const Pack<T, W>& a) {
+    float y[W], w[W], b[W];
+    widen(a, y);
 #pragma unroll
-    for (int e = 0; e < W; ++e) y[e] = (to_f32(a.v[e]) - mean) * inv;
-    if (p.weight) {
-      const Pack<Wt, W> pw = load_pack_ro<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride));
+    for (int e = 0; e < W; ++e) y[e] = (y[e] - mean) * inv;
+    if (has_weight) {
+      widen(load_pack_ro<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride)), w);
+      if (has_bias) {
+        widen(load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride)), b);
 #pragma unroll
-      for (int e = 0; e < W; ++e) y[e] *= to_f32(pw.v[e]);
-    }
-    if (p.bias) {
-      const Pack<Wt, W> pb = load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride));
+        for (int e = 0; e < W; ++e) y[e] = fmaf(y[e], w[e], b[e]);
+      } else {
 #pragma unroll
-      for (int e = 0; e < W; ++e) y[e] += to_f32(pb.v[e]);
+        for (int e = 0; e < W; ++e) y[e] *= w[e];
+      }
+    } else if (has_bias) {
+      widen(load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride)), b);
+#pragma unroll
+      for (int e = 0; e < W; ++e) y[e] += b[e];
     }
     return pack_from_f32<T, W>(y);
   };
@@ -159,14 +163,12 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   // before the first store: one load latency per row instead of one per pack.
 #pragma unroll
   for (int k = 0; k < P; ++k)
-    if (lane + int64_t{k} * tpr < packs) v[k] = normed(lane + int64_t{k} * tpr, v[k]);
+    if (k < mine) v[k] = normed(lane + k * tpr, v[k]);
 #pragma unroll
-  for (int k = 0; k < P; ++k) {
-    const int64_t j = lane + int64_t{k} * tpr;
-    if (j < packs) store_pack<T, W>(out + j * W * co, v[k]);
-  }
-  for (int64_t j = lane + int64_t{P} * tpr; j < packs; j += tpr)
-    store_pack<T, W>(out + j * W * co, normed(j, reread(j)));
+  for (int k = 0; k < P; ++k)
+    if (k < mine) store_pack<T, W>(out + (lane + k * tpr) * W * co, v[k]);
+  for (int k = P; k < mine; ++k)
+    store_pack<T, W>(out + (lane + k * tpr) * W * co, normed(lane + k * tpr, reread(lane + k * tpr)));
 }
 
 template <class T, class Wt>
@@ -182,7 +184,6 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
   p.weight_stride = weight.defined() ? weight.stride(0) : 0;
   p.bias_stride = bias.defined() ? bias.stride(0) : 0;
   p.eps = eps;
-  p.kind = kind;
   const std::array<const Tensor*, 4> ops = {&x, &residual, &sum, &out};
   p.rows = make_row_layout<4>(x.shape(), ops);
   constexpr int V = kVec<T>;
@@ -197,14 +198,23 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
       row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, add ? kSmallPacks : kLongRowPacks);
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
-  if (!vec)
-    launch_dependent(norm_kernel<T, Wt, 1, kSmallPacks, true>, rl.blocks, rl.threads, 0, stream, p);
+  auto go = [&](auto kind) {
+    constexpr NormKind K = decltype(kind)::value;
+    if (!vec)
+      launch_dependent(norm_kernel<T, Wt, 1, kSmallPacks, K>, rl.blocks, rl.threads, 0, stream, p);
+    else if constexpr (K == NormKind::AddRms)
+      launch_dependent(norm_kernel<T, Wt, V, kSmallPacks, K>, rl.blocks, rl.threads, 0, stream, p);
+    else if (rl.packs == kLongRowPacks)
+      launch_dependent(norm_kernel<T, Wt, V, kLongRowPacks, K>, rl.blocks, rl.threads, 0, stream, p);
+    else
+      launch_dependent(norm_kernel<T, Wt, V, kSmallPacks, K>, rl.blocks, rl.threads, 0, stream, p);
+  };
+  if (kind == NormKind::Rms)
+    go(std::integral_constant<NormKind, NormKind::Rms>{});
   else if (add)
-    launch_dependent(norm_kernel<T, Wt, V, kSmallPacks, true>, rl.blocks, rl.threads, 0, stream, p);
-  else if (rl.packs == kLongRowPacks)
-    launch_dependent(norm_kernel<T, Wt, V, kLongRowPacks, false>, rl.blocks, rl.threads, 0, stream, p);
+    go(std::integral_constant<NormKind, NormKind::AddRms>{});
   else
-    launch_dependent(norm_kernel<T, Wt, V, kSmallPacks, false>, rl.blocks, rl.threads, 0, stream, p);
+    go(std::integral_constant<NormKind, NormKind::Layer>{});
 }
 
 void dispatch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor& weight,

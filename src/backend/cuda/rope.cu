@@ -130,25 +130,26 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
       for (int k = 0; k < kBatch; ++k)
         if (hb + k < h1) {
           T* oh = out + (hb + k) * p.os[2];
+          float u[kSpan];
+          widen(a[k], u);
           if constexpr (Neox) {
-            Pack<T, P> ra, rb;
+            float w[P], ra[P], rb[P];
+            widen(bb[k], w);
 #pragma unroll
             for (int e = 0; e < P; ++e) {
-              const float u = to_f32(a[k].v[e]), w = to_f32(bb[k].v[e]);
-              ra.v[e] = from_f32<T>(u * c[e] - w * sn[e]);
-              rb.v[e] = from_f32<T>(u * sn[e] + w * c[e]);
+              ra[e] = u[e] * c[e] - w[e] * sn[e];
+              rb[e] = u[e] * sn[e] + w[e] * c[e];
             }
-            store_n<T, P, Vec>(oh + first * co, co, ra);
-            store_n<T, P, Vec>(oh + second * co, co, rb);
+            store_n<T, P, Vec>(oh + first * co, co, pack_from_f32<T, P>(ra));
+            store_n<T, P, Vec>(oh + second * co, co, pack_from_f32<T, P>(rb));
           } else {
-            Pack<T, 2 * P> r;
+            float r[2 * P];
 #pragma unroll
             for (int e = 0; e < P; ++e) {
-              const float u = to_f32(a[k].v[2 * e]), w = to_f32(a[k].v[2 * e + 1]);
-              r.v[2 * e] = from_f32<T>(u * c[e] - w * sn[e]);
-              r.v[2 * e + 1] = from_f32<T>(u * sn[e] + w * c[e]);
+              r[2 * e] = u[2 * e] * c[e] - u[2 * e + 1] * sn[e];
+              r[2 * e + 1] = u[2 * e] * sn[e] + u[2 * e + 1] * c[e];
             }
-            store_n<T, 2 * P, Vec>(oh + first * co, co, r);
+            store_n<T, 2 * P, Vec>(oh + first * co, co, pack_from_f32<T, 2 * P>(r));
           }
         }
     }

@@ -64,9 +64,9 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
     return static_cast<int>(r < 0 ? 0 : (r > W ? W : r));
   };
   // Element e of a pack with `n` kept elements, scaled, or -inf where masked.
-  auto value = [&](const Pack<T, W>& a, int n, int e) {
-    const float f = to_f32(a.v[e]) * p.scale;
-    return Causal && e >= n ? -INFINITY : f;
+  auto value = [&](const float(&f)[W], int n, int e) {
+    const float v = f[e] * p.scale;
+    return Causal && e >= n ? -INFINITY : v;
   };
   auto load = [&](int64_t j) { return load_pack<T, W>(x + j * W * cx); };
   auto live = [&](int64_t j) { return active && j < packs && (!Causal || j * W < kept); };
@@ -112,8 +112,10 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
   } else {
     auto pack_max = [&](const Pack<T, W>& a, int64_t j) {
       const int n = Causal ? kept_in(j) : W;
+      float f[W];
+      widen(a, f);
 #pragma unroll
-      for (int e = 0; e < W; ++e) max = fmaxf(max, value(a, n, e));
+      for (int e = 0; e < W; ++e) max = fmaxf(max, value(f, n, e));
     };
 #pragma unroll
     for (int k = 0; k < P; ++k) {
@@ -129,20 +131,21 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
   // lose no accuracy; the 16-bit types take one fma of the stored element, whose pre-scaled terms round
   // far below the output's own rounding.
   const float x_log2 = p.scale * kLog2e, shift_log2 = shift * kLog2e;
-  auto exp_of = [&](const Pack<T, W>& a, int n, int e) {
+  auto exp_of = [&](const float(&f)[W], int n, int e) {
     if constexpr (sizeof(T) == 2) {
-      const float t = fmaf(to_f32(a.v[e]), x_log2, -shift_log2);
+      const float t = fmaf(f[e], x_log2, -shift_log2);
       return fast_exp2(Causal && e >= n ? -INFINITY : t);
     } else {
-      return fast_exp2((value(a, n, e) - shift) * kLog2e);
+      return fast_exp2((value(f, n, e) - shift) * kLog2e);
     }
   };
   float sum = 0;
   auto pack_sum = [&](const Pack<T, W>& a, int64_t j) {
     const int n = Causal ? kept_in(j) : W;
-    float s = 0;
+    float f[W], s = 0;
+    widen(a, f);
 #pragma unroll
-    for (int e = 0; e < W; ++e) s += exp_of(a, n, e);
+    for (int e = 0; e < W; ++e) s += exp_of(f, n, e);
     sum += s;
   };
 #pragma unroll
@@ -161,22 +164,23 @@ __global__ void __launch_bounds__(kMaxRowThreads, P == 16 ? 2 : 1) softmax_kerne
   // Masked columns are exact (0 or -inf) even when a NaN elsewhere poisons the row.
   auto write = [&](int64_t j, const Pack<T, W>& a) {
     const int n = Causal ? kept_in(j) : W;
-    float y[W];
+    float f[W], y[W];
+    widen(a, f);
     if (p.log) {
 #pragma unroll
       for (int e = 0; e < W; ++e) {
         if constexpr (sizeof(T) == 2)  // an instruction and a rounding fewer than value() - shift
-          y[e] = Causal && e >= n ? -INFINITY : fmaf(to_f32(a.v[e]), p.scale, -shift) - log_sum;
+          y[e] = Causal && e >= n ? -INFINITY : fmaf(f[e], p.scale, -shift) - log_sum;
         else
-          y[e] = Causal && e >= n ? -INFINITY : value(a, n, e) - shift - log_sum;
+          y[e] = Causal && e >= n ? -INFINITY : value(f, n, e) - shift - log_sum;
       }
     } else {
 #pragma unroll
       for (int e = 0; e < W; ++e) {
         if constexpr (sizeof(T) == 2)
-          y[e] = Causal && e >= n ? 0.f : fast_exp2(fmaf(to_f32(a.v[e]), x_log2, -out_shift_log2));
+          y[e] = Causal && e >= n ? 0.f : fast_exp2(fmaf(f[e], x_log2, -out_shift_log2));
         else
-          y[e] = Causal && e >= n ? 0.f : exp_of(a, n, e) * inv;
+          y[e] = Causal && e >= n ? 0.f : exp_of(f, n, e) * inv;
       }
     }
     store_pack<T, W>(out + j * W * co, pack_from_f32<T, W>(y));
