@@ -1,0 +1,46 @@
+// Shared-memory mbarriers and the bulk copies that complete on them (compute capability 9.0): the copy
+// engine moves whole rows or boxes into shared memory and counts their bytes on a barrier the consumers
+// wait on, so no thread spends an instruction per 16 bytes. Addresses are shared-window offsets.
+#pragma once
+
+#include <cstdint>
+
+namespace metallic::cuda {
+
+/// Prepares the barrier at `bar` for `count` arrivals per phase.
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count));
+}
+/// Arrives at `bar`, announcing `bytes` more that copies will complete on it this phase.
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+/// Arrives at `bar`.
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+/// Waits until the phase of `bar` with the given parity (0 for its first use, then alternating) completes.
+__device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+/// Copies `bytes` (a multiple of 16, both ends 16-byte aligned) from global `src` to shared `dst`, completing
+/// on `bar`.
+__device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, int bytes, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+      "l"(src), "r"(bytes), "r"(bar)
+      : "memory");
+}
+/// Orders this thread's earlier shared-memory accesses before its later bulk copies into the same memory.
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+}  // namespace metallic::cuda
