@@ -14,6 +14,7 @@
 #include "backend/cuda/mbarrier.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rows.cuh"
+#include "backend/cuda/tensor_map.h"
 
 namespace metallic::cuda::attn {
 namespace {
@@ -74,16 +75,25 @@ __device__ __forceinline__ int swizzle(int row, int col) {
   return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
 }
 
+// Element (row, col) of a tile of ROWS rows stored as 64-column blocks of ROWS x 64, each row's 16-byte
+// chunks XOR-swizzled by the row's low three bits (the 128-byte swizzle; blocks start 1024-byte aligned).
+template <int ROWS>
+__device__ __forceinline__ int blocked_swizzle(int row, int col) {
+  return (col / kTmaCols) * ROWS * kTmaCols + row * kTmaCols + ((((col % kTmaCols) >> 3) ^ (row & 7)) << 3) +
+         (col & 7);
+}
+
 // Copies tiles of ROWS rows of a [len, D] matrix (row stride `stride` elements) into shared memory, the
-// rows' 16-byte chunks XOR-swizzled (swizzle()) or, with Padded, the rows D + 8 elements apart (both keep
-// an ldmatrix phase's eight rows in distinct banks). Thread t always copies chunk t % (D / 8) of rows
-// t / (D / 8) + i * kRowStep; that step is a multiple of 8, so each of its chunks lands at a fixed offset
-// from the tile's start, worked out once with the thread's source address and the step between its chunks.
-// A tile inside the matrix (all but the last) then costs one 64-bit add per chunk; only the last one checks
-// its rows.
-template <class T, int D, int ROWS, int THREADS = kThreads, bool Padded = false>
+// rows' 16-byte chunks XOR-swizzled: across the whole row (swizzle()) or, with Blocked, within 64-column
+// blocks stored one after the other (blocked_swizzle(), the layout a 128-byte-swizzled tensor map writes).
+// Either keeps an ldmatrix phase's eight rows in distinct banks. Thread t always copies chunk t % (D / 8) of
+// rows t / (D / 8) + i * kRowStep; that step is a multiple of 8, so each of its chunks lands at a fixed
+// offset from the tile's start, worked out once with the thread's source address and the step between its
+// chunks. A tile inside the matrix (all but the last) then costs one 64-bit add per chunk; only the last one
+// checks its rows.
+template <class T, int D, int ROWS, int THREADS = kThreads, bool Blocked = false>
 struct TileLoader {
-  static constexpr int kChunks = D / 8, kRowStep = THREADS / kChunks, kLd = Padded ? D + 8 : D;
+  static constexpr int kChunks = D / 8, kRowStep = THREADS / kChunks, kLd = Blocked ? kTmaCols : D;
   static_assert(kRowStep % 8 == 0 && ROWS % kRowStep == 0, "every thread copies chunks of the same swizzle");
   const T* first;  // this thread's chunk of row 0
   int64_t stride;
@@ -95,7 +105,7 @@ struct TileLoader {
     row = static_cast<int>(threadIdx.x) / kChunks;
     const int c = static_cast<int>(threadIdx.x) % kChunks;
     first = src + row * row_stride + c * 8;
-    offset = Padded ? row * kLd + c * 8 : swizzle<D>(row, c * 8);
+    offset = Blocked ? blocked_swizzle<ROWS>(row, c * 8) : swizzle<D>(row, c * 8);
   }
 
   // Rows [row0, row0 + ROWS) into `tile`; rows at or past `len` are filled with zeros.
@@ -295,38 +305,39 @@ constexpr int kDecodeStages = 3;
 template <int D>
 constexpr int kMergeStride = D + 8;
 
-// K and V tile rows sit D + 8 elements apart, so that an ldmatrix phase's eight rows fall in distinct banks
-// without a swizzle: on compute capability 9.0 each row then arrives as one bulk copy. (cp.async moved 16
-// bytes per instruction, and at 128 of them per thread and tile the load/store unit's queue, not DRAM, set
-// the pace: 0.79 of copy bandwidth at 4096 keys.)
-template <int D>
-constexpr int kDecodeLd = D + 8;
-
+// K and V tiles are stored as 128-byte-swizzled 64-column blocks (blocked_swizzle), the layout the tensor-
+// memory accelerator writes: on compute capability 9.0 one thread moves a stage with one copy per block
+// (split.tma), completing on the stage's mbarrier. (cp.async moves 16 bytes per thread and instruction, 128
+// per thread and tile, and the load/store unit's queue rather than DRAM then set the pace: 0.79 of copy
+// bandwidth at 4096 keys.) The ring starts 1024-byte aligned, as the swizzle's pattern requires.
 template <class T, int D>
 constexpr int decode_ring_bytes() {
-  return kDecodeStages * 2 * kBlockN * kDecodeLd<D> * static_cast<int>(sizeof(T));
+  return kDecodeStages * 2 * kBlockN * D * static_cast<int>(sizeof(T));
 }
 
 template <class T, int D>
 constexpr int decode_smem_bytes() {
-  return kDecodeRows * D * static_cast<int>(sizeof(T)) + decode_ring_bytes<T, D>();
+  return 1024 + kDecodeRows * D * static_cast<int>(sizeof(T)) + decode_ring_bytes<T, D>();
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define MTL_DECODE_BULK 1
+#define MTL_DECODE_TMA 1
 #endif
 
+// k_map and v_map describe K and V when split.tma (boxes of 64 rows by 64 columns).
 template <class T, int D>
-__global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, DecodeSplit split) {
+__global__ void __launch_bounds__(kThreads)
+    flash_decode_kernel(Params p, DecodeSplit split, const __grid_constant__ CUtensorMap k_map,
+                        const __grid_constant__ CUtensorMap v_map) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-#ifdef MTL_DECODE_BULK
-  __shared__ __align__(8) uint64_t full[kDecodeStages];  // per stage: its K and V rows have landed
+#ifdef MTL_DECODE_TMA
+  __shared__ __align__(8) uint64_t full[kDecodeStages];  // per stage: its K and V tiles have landed
 #endif
   wait_for_producer();
   allow_dependents();
-  constexpr int Ld = kDecodeLd<D>;
-  T* sq_tile = reinterpret_cast<T*>(smem_raw);
-  T* ring = sq_tile + kDecodeRows * D;  // [stage][K, V][kBlockN][Ld]
+  // [stage][K, V][64-column block][kBlockN][64], then the query tile.
+  T* ring = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  T* sq_tile = ring + kDecodeStages * 2 * kBlockN * D;
 
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -349,43 +360,40 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
 
   // Tiles count from the chunk's first key.
   const int len = static_cast<int>(k1 - k0);
-#ifdef MTL_DECODE_BULK
-  // Thread i copies row i of each K tile, thread kBlockN + i row i of each V tile; rows past the keys are
-  // zeros (masked scores would otherwise meet stale values, and 0 * NaN is NaN).
-  static_assert(kThreads == 2 * kBlockN, "one tile row per thread");
-  const int my_row = static_cast<int>(threadIdx.x) % kBlockN;
-  const bool my_v = static_cast<int>(threadIdx.x) >= kBlockN;
-  const int64_t my_stride = my_v ? p.v_stride[2] : p.k_stride[2];
-  const T* my_src = (my_v ? v : k) + (k0 + my_row) * my_stride;
-  T* my_dst = ring + (my_v ? kBlockN * Ld : 0) + my_row * Ld;
-  if (threadIdx.x < kDecodeStages) mbar_init(smem_addr(&full[threadIdx.x]), kThreads);
-  __syncthreads();
-  const auto load_stage = [&](int tile) {
-    if (tile >= n_tiles) return;
-    T* dst = my_dst + (tile % kDecodeStages) * 2 * kBlockN * Ld;
-    const uint32_t bar = smem_addr(&full[tile % kDecodeStages]);
-    if (tile * kBlockN + my_row < len) {
-      fence_proxy_async();
-      mbar_expect_tx(bar, D * static_cast<int>(sizeof(T)));
-      bulk_copy(smem_addr(dst), my_src + tile * kBlockN * my_stride, D * static_cast<int>(sizeof(T)), bar);
-    } else {
-#pragma unroll
-      for (int c = 0; c < D / 8; ++c) reinterpret_cast<uint4*>(dst)[c] = make_uint4(0, 0, 0, 0);
-      mbar_arrive(bar);
-    }
-  };
-#else
   const TileLoader<T, D, kBlockN, kThreads, true> k_tiles(k + k0 * p.k_stride[2], p.k_stride[2]),
       v_tiles(v + k0 * p.v_stride[2], p.v_stride[2]);
+#ifdef MTL_DECODE_TMA
+  if (split.tma) {
+    if (threadIdx.x == 0)
+      for (int st = 0; st < kDecodeStages; ++st) mbar_init(smem_addr(&full[st]), 1);
+    __syncthreads();
+  }
+#endif
   const auto load_stage = [&](int tile) {
+    T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * D;
+#ifdef MTL_DECODE_TMA
+    if (split.tma) {
+      if (tile < n_tiles && threadIdx.x == 0) {
+        const uint32_t bar = smem_addr(&full[tile % kDecodeStages]);
+        const int row = static_cast<int>(k0) + tile * kBlockN;
+        fence_proxy_async();
+        mbar_expect_tx(bar, 2 * kBlockN * D * static_cast<int>(sizeof(T)));
+#pragma unroll
+        for (int c = 0; c < D / kTmaCols; ++c) {
+          tma_load(smem_addr(ks + c * kBlockN * kTmaCols), &k_map, c * kTmaCols, row, kvh, b, bar);
+          tma_load(smem_addr(ks + (D / kTmaCols + c) * kBlockN * kTmaCols), &v_map, c * kTmaCols, row, kvh, b,
+                   bar);
+        }
+      }
+      return;
+    }
+#endif
     if (tile < n_tiles) {
-      T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * Ld;
       k_tiles.load(ks, tile * kBlockN, len);
-      v_tiles.load(ks + kBlockN * Ld, tile * kBlockN, len);
+      v_tiles.load(ks + kBlockN * D, tile * kBlockN, len);
     }
     cp_async_commit();  // empty groups keep the wait count uniform
   };
-#endif
 #pragma unroll
   for (int st = 0; st < kDecodeStages - 1; ++st) load_stage(st);
   // Query rows (while the first tiles are on their way): row r of the tile is query (r0 + r) % Sq of q head
@@ -422,22 +430,33 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
 
   for (int tile = 0; tile < n_tiles; ++tile) {
-#ifdef MTL_DECODE_BULK
-    mbar_wait(smem_addr(&full[tile % kDecodeStages]), (tile / kDecodeStages) & 1);
+    T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * D;
+    T* vs = ks + kBlockN * D;
+#ifdef MTL_DECODE_TMA
+    if (split.tma) {
+      mbar_wait(smem_addr(&full[tile % kDecodeStages]), (tile / kDecodeStages) & 1);
+      // Rows past the chunk's keys hold whatever the cache holds there: their scores are masked, but a
+      // probability of 0 times a NaN left in V would still be NaN, so those V rows become zeros.
+      const int c = static_cast<int>(threadIdx.x) % (D / 8);
+      for (int r = static_cast<int>(threadIdx.x) / (D / 8); r < kBlockN; r += kThreads / (D / 8))
+        if (tile * kBlockN + r >= len)
+          *reinterpret_cast<uint4*>(vs + blocked_swizzle<kBlockN>(r, c * 8)) = uint4{};
+    } else {
+      cp_async_wait<kDecodeStages - 2>();
+    }
 #else
     cp_async_wait<kDecodeStages - 2>();
 #endif
     __syncthreads();
     load_stage(tile + kDecodeStages - 1);  // into the stage every warp finished reading last iteration
-    const T* ks = ring + (tile % kDecodeStages) * 2 * kBlockN * Ld;
-    const T* vs = ks + kBlockN * Ld;
-    const int n0 = warp * 16;  // this warp's slice of the tile
+    const int n0 = warp * 16;              // this warp's slice of the tile
 
     float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       uint32_t kb[4];
-      ldmatrix_x4(kb, ks + (n0 + (lane & 7) + ((lane >> 4) << 3)) * Ld + kk * 16 + ((lane >> 3) & 1) * 8);
+      ldmatrix_x4(kb, ks + blocked_swizzle<kBlockN>(n0 + (lane & 7) + ((lane >> 4) << 3),
+                                                    kk * 16 + ((lane >> 3) & 1) * 8));
       mma<T>(s[0], qa[kk], kb[0], kb[1]);
       mma<T>(s[1], qa[kk], kb[2], kb[3]);
     }
@@ -502,15 +521,14 @@ __global__ void __launch_bounds__(kThreads) flash_decode_kernel(Params p, Decode
 #pragma unroll
     for (int dp = 0; dp < D / 16; ++dp) {
       uint32_t vb[4];
-      ldmatrix_x4_trans(vb, vs + (n0 + (lane & 7) + ((lane >> 3) & 1) * 8) * Ld + dp * 16 + (lane >> 4) * 8);
+      ldmatrix_x4_trans(vb, vs + blocked_swizzle<kBlockN>(n0 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                                          dp * 16 + (lane >> 4) * 8));
       mma<T>(o[2 * dp], pa, vb[0], vb[1]);
       mma<T>(o[2 * dp + 1], pa, vb[2], vb[3]);
     }
   }
-#ifndef MTL_DECODE_BULK
-  cp_async_wait<0>();
-#endif
-  __syncthreads();  // the ring is reused below for the merge
+  cp_async_wait<0>();  // (no groups in flight with split.tma: every tile's barrier was waited on)
+  __syncthreads();     // the ring is reused below for the merge
 
   float* s_m = reinterpret_cast<float*>(ring);  // [warp][row]
   float* s_l = s_m + 4 * kDecodeRows;           // [warp][row]
@@ -633,9 +651,21 @@ int decode_occupancy() {
   return n;
 }
 
+// Whether the current device has the tensor-memory accelerator (compute capability 9.0 or later).
+bool has_tma() {
+  int device = 0, major = 0;
+  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major >= 9;
+}
+
 template <class T, int D>
-void launch_decode_typed(const Params& p, const DecodeSplit& split, cudaStream_t stream) {
+void launch_decode_typed(const Params& p, DecodeSplit split, cudaStream_t stream) {
   constexpr int smem = decode_smem_bytes<T, D>();
+  CUtensorMap k_map{}, v_map{};
+  constexpr bool bf16 = std::is_same_v<T, __nv_bfloat16>;
+  split.tma = has_tma() && make_head_map(k_map, bf16, p.k, p.batch, p.hkv, p.sk, D, p.k_stride, kBlockN) &&
+              make_head_map(v_map, bf16, p.v, p.batch, p.hkv, p.sk, D, p.v_stride, kBlockN);
   static_assert(decode_ring_bytes<T, D>() >= sizeof(float) * 4 * kDecodeRows * (kMergeStride<D> + 2),
                 "the merge of the warps reuses the ring");
   static_assert(decode_ring_bytes<T, D>() >= sizeof(float) * 2 * kDecodeMaxChunks * kDecodeRows,
@@ -643,7 +673,7 @@ void launch_decode_typed(const Params& p, const DecodeSplit& split, cudaStream_t
   set_decode_smem<T, D>();
   const dim3 grid(static_cast<unsigned>(split.n_chunks), static_cast<unsigned>(p.hkv * split.row_groups),
                   static_cast<unsigned>(p.batch));
-  launch_dependent(flash_decode_kernel<T, D>, grid, kThreads, smem, stream, p, split);
+  launch_dependent(flash_decode_kernel<T, D>, grid, kThreads, smem, stream, p, split, k_map, v_map);
   MTL_CUDA_CHECK_LAUNCH("sdpa decode kernel");
 }
 

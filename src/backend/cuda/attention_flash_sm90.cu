@@ -6,8 +6,6 @@
 // reaches shared or device memory. The exponentials stay off the tensor cores' critical path twice over:
 // the two warpgroups take turns issuing their products (one runs its softmax while the other's products
 // run), and within a warpgroup the next tile's softmax runs while its P*V product is still in flight.
-#include <cuda.h>
-#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -18,6 +16,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/mbarrier.cuh"
 #include "backend/cuda/rows.cuh"
+#include "backend/cuda/tensor_map.h"
 
 namespace metallic::cuda::attn {
 namespace {
@@ -35,8 +34,8 @@ constexpr int kConsumerThreads = 128 * kGroups;
 constexpr int kThreads = kConsumerThreads + 128;
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 static_assert(128 * kProducerRegs + kConsumerThreads * kConsumerRegs <= 65536, "the register file");
-constexpr int kCols = 64;      // elements of one 128-byte swizzled column block
-constexpr int kTmaRows = 128;  // rows of one K/V copy; Q copies take kGroupRows
+constexpr int kCols = kTmaCols;  // elements of one 128-byte swizzled column block
+constexpr int kTmaRows = 128;    // rows of one K/V copy; Q copies take kGroupRows
 // Scores and probabilities of one 128-key tile for this thread's two rows: element i sits in row
 // 8 * ((i >> 1) & 1) of the thread's pair and column 8 * (i >> 2) + 2 * (lane & 3) + (i & 1).
 constexpr int kScoreRegs = kBlockN / 2;
@@ -62,17 +61,6 @@ struct Smem {
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// One box of a 4-D tensor map ([batch, head, row, column] from the outside in) into shared memory,
-// completing on `bar`.
-__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int col, int row, int head,
-                                         int batch, uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, "
-      "%5}], [%6];" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(col), "r"(row), "r"(head), "r"(batch), "r"(bar)
-      : "memory");
 }
 
 // Named barriers 1 and 2 order the two consumer warpgroups' turns on the tensor cores (0 is __syncthreads).
@@ -390,51 +378,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif  // MTL_FLASH_SM90_DEVICE
 }
 
-using EncodeTiled = PFN_cuTensorMapEncodeTiled_v12000;
-
-// The driver's tensor-map encoder, looked up once through the runtime (no link against the driver).
-EncodeTiled encoder() {
-  static const EncodeTiled fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult status{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &status) !=
-            cudaSuccess ||
-        status != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      return EncodeTiled{nullptr};
-    }
-    return reinterpret_cast<EncodeTiled>(f);
-  }();
-  return fn;
-}
-
-// A map over a [batch, heads, rows, d] operand with element strides `stride` (batch, head, row) whose box is
-// `box_rows` rows of one 64-element column block, swizzled by 128 bytes; rows past the end read as zeros.
-// False when the driver cannot describe the layout.
-bool make_map(CUtensorMap& map, Kind kind, const void* data, int batch, int heads, int rows, int d,
-              const int64_t (&stride)[3], int box_rows) {
-  const EncodeTiled encode = encoder();
-  if (encode == nullptr) return false;
-  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(d), static_cast<cuuint64_t>(rows),
-                              static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch)};
-  const int64_t outer[3] = {stride[2], stride[1], stride[0]};
-  cuuint64_t strides[3];
-  cuuint64_t packed = static_cast<cuuint64_t>(d) * 2;
-  for (int i = 0; i < 3; ++i) {
-    // An extent-1 dimension is never stepped over, so any stride serves; the packed one is always legal.
-    if (dims[i + 1] > 1 && outer[i] <= 0) return false;
-    strides[i] = dims[i + 1] > 1 ? static_cast<cuuint64_t>(outer[i]) * 2 : packed;
-    packed = strides[i] * dims[i + 1];
-  }
-  const cuuint32_t box[4] = {static_cast<cuuint32_t>(kCols), static_cast<cuuint32_t>(box_rows), 1, 1};
-  const cuuint32_t unit[4] = {1, 1, 1, 1};
-  const CUtensorMapDataType type =
-      kind == Kind::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  return encode(&map, type, 4, const_cast<void*>(data), dims, strides, box, unit,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
-}
-
 template <class T, int D>
 void launch_typed(const Params& p, const CUtensorMap& q_map, const CUtensorMap& k_map,
                   const CUtensorMap& v_map, cudaStream_t stream) {
@@ -456,9 +399,10 @@ bool launch_flash_sm90(const Params& p, Kind kind, cudaStream_t stream) {
   MTL_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   if (major != 9 || minor != 0) return false;  // sm_90a code runs on compute capability 9.0 only
   CUtensorMap q_map, k_map, v_map;
-  if (!make_map(q_map, kind, p.q, p.batch, p.hq, p.sq, p.d, p.q_stride, kGroupRows) ||
-      !make_map(k_map, kind, p.k, p.batch, p.hkv, p.sk, p.d, p.k_stride, kTmaRows) ||
-      !make_map(v_map, kind, p.v, p.batch, p.hkv, p.sk, p.d, p.v_stride, kTmaRows))
+  const bool bf16 = kind == Kind::BF16;
+  if (!make_head_map(q_map, bf16, p.q, p.batch, p.hq, p.sq, p.d, p.q_stride, kGroupRows) ||
+      !make_head_map(k_map, bf16, p.k, p.batch, p.hkv, p.sk, p.d, p.k_stride, kTmaRows) ||
+      !make_head_map(v_map, bf16, p.v, p.batch, p.hkv, p.sk, p.d, p.v_stride, kTmaRows))
     return false;
   if (kind == Kind::BF16)
     p.d == 64 ? launch_typed<__nv_bfloat16, 64>(p, q_map, k_map, v_map, stream)

@@ -55,6 +55,7 @@ struct DecodeSplit {
   float* part_acc;
   float* part_ml;
   int* counters;
+  bool tma;  // K and V tiles arrive by tensor map (set by launch_flash_decode)
 };
 
 /// The most chunks a decode call splits into: the merge keeps two floats per chunk and row in the shared

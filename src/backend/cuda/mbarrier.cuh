@@ -1,7 +1,9 @@
 // Shared-memory mbarriers and the bulk copies that complete on them (compute capability 9.0): the copy
-// engine moves whole rows or boxes into shared memory and counts their bytes on a barrier the consumers
-// wait on, so no thread spends an instruction per 16 bytes. Addresses are shared-window offsets.
+// engine moves whole rows or tensor-map boxes into shared memory and counts their bytes on a barrier the
+// consumers wait on, so no thread spends an instruction per 16 bytes. Addresses are shared-window offsets.
 #pragma once
+
+#include <cuda.h>
 
 #include <cstdint>
 
@@ -38,6 +40,17 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, int byt
       "l"(src), "r"(bytes), "r"(bar)
       : "memory");
 }
+/// One box of a 4-D tensor map ([batch, head, row, column] from the outside in) into shared memory,
+/// completing on `bar` (`dst` 128-byte aligned; 1024 for the 128-byte swizzle to start at row 0).
+__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int col, int row, int head,
+                                         int batch, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, "
+      "%5}], [%6];" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(col), "r"(row), "r"(head), "r"(batch), "r"(bar)
+      : "memory");
+}
+
 /// Orders this thread's earlier shared-memory accesses before its later bulk copies into the same memory.
 __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
