@@ -638,19 +638,6 @@ void set_decode_smem() {
                                       decode_smem_bytes<T, D>()));
 }
 
-template <class T, int D>
-int decode_occupancy() {
-  // Queried once: the answer depends only on the kernel and the architecture.
-  static const int n = [] {
-    set_decode_smem<T, D>();
-    int blocks = 0;
-    MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, flash_decode_kernel<T, D>, kThreads,
-                                                                 decode_smem_bytes<T, D>()));
-    return blocks < 1 ? 1 : blocks;
-  }();
-  return n;
-}
-
 // Whether the current device has the tensor-memory accelerator (compute capability 9.0 or later).
 bool has_tma() {
   int device = 0, major = 0;
@@ -708,12 +695,6 @@ void launch_flash(const Params& p, Kind kind, cudaStream_t stream) {
   if (launch_flash_sm90(p, kind, stream)) return;
 #endif
   kind == Kind::BF16 ? launch_dim<__nv_bfloat16>(p, stream) : launch_dim<__half>(p, stream);
-}
-
-int decode_ctas_per_sm(Kind kind, int d) {
-  if (kind == Kind::BF16)
-    return d == 64 ? decode_occupancy<__nv_bfloat16, 64>() : decode_occupancy<__nv_bfloat16, 128>();
-  return d == 64 ? decode_occupancy<__half, 64>() : decode_occupancy<__half, 128>();
 }
 
 void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream) {

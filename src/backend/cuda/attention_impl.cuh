@@ -62,9 +62,6 @@ struct DecodeSplit {
 /// memory of the K/V ring.
 constexpr int kDecodeMaxChunks = 256;
 
-/// CTAs of the decode kernel one multiprocessor runs at once (D = 64 or 128).
-int decode_ctas_per_sm(Kind kind, int d);
-
 /// Split-K tensor-core decode for D = 64 or 128 (all rows 16-byte aligned).
 void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream);
 
