@@ -1,5 +1,5 @@
-// Shared-memory mbarriers and the bulk copies that complete on them (compute capability 9.0): the copy
-// engine moves whole rows or tensor-map boxes into shared memory and counts their bytes on a barrier the
+// Shared-memory mbarriers and the tensor-map copies that complete on them (compute capability 9.0): the
+// tensor-memory accelerator moves whole boxes into shared memory and counts their bytes on a barrier the
 // consumers wait on, so no thread spends an instruction per 16 bytes. Addresses are shared-window offsets.
 #pragma once
 
@@ -32,14 +32,6 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
         : "memory");
   } while (!done);
 }
-/// Copies `bytes` (a multiple of 16, both ends 16-byte aligned) from global `src` to shared `dst`, completing
-/// on `bar`.
-__device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, int bytes, uint32_t bar) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
-      "l"(src), "r"(bytes), "r"(bar)
-      : "memory");
-}
 /// One box of a 4-D tensor map ([batch, head, row, column] from the outside in) into shared memory,
 /// completing on `bar` (`dst` 128-byte aligned; 1024 for the 128-byte swizzle to start at row 0).
 __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int col, int row, int head,
@@ -51,7 +43,7 @@ __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, i
       : "memory");
 }
 
-/// Orders this thread's earlier shared-memory accesses before its later bulk copies into the same memory.
+/// Orders this thread's earlier shared-memory accesses before its later tensor-map copies into that memory.
 __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }

@@ -1,6 +1,7 @@
 // CUDA normalisations: one pass over memory. tpr threads own a row (a warp per 256 packs or fewer) and
 // keep it in registers (P packs each) between the reductions and the write; rows longer than that re-read
 // the excess. Rows whose operands are not 16-byte aligned take the same code with one-element packs.
+#include <cstdint>
 #include <type_traits>
 
 #include "backend/cuda/pdl.cuh"
@@ -193,6 +194,8 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
   p.eps = eps;
   const std::array<const Tensor*, 4> ops = {&x, &residual, &sum, &out};
   p.rows = make_row_layout<4>(x.shape(), ops);
+  check(p.rows.len <= INT32_MAX, ErrorCode::InvalidArgument, "norm: rows of ", p.rows.len,
+        " elements are longer than 2^31 - 1");
   constexpr int V = kVec<T>;
   // The parameter vectors must be read in packs too (an f32 weight with 16-bit x: two accesses per pack).
   auto param_fits = [&](const Tensor& t) {
