@@ -64,8 +64,11 @@ class Elementwise : public test::DeviceTest<Case> {
 };
 
 TEST_P(Elementwise, BroadcastingMatchesDoubleReference) {
-  const std::vector<std::pair<Shape, Shape>> shapes = {{{257}, {257}},   {{3, 1, 5}, {4, 1}}, {{1}, {2, 3}},
-                                                       {{2, 3, 4}, {4}}, {{7, 1}, {1, 9}},    {{}, {3}}};
+  // Equal dense shapes take the packed kernel (whole 16-byte packs, then a tail; 3 x 7001 spans several
+  // blocks), the others the strided one.
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{257}, {257}}, {{4100}, {4100}}, {{3, 7001}, {3, 7001}}, {{3, 1, 5}, {4, 1}},
+      {{1}, {2, 3}},  {{2, 3, 4}, {4}}, {{7, 1}, {1, 9}},       {{}, {3}}};
   for (const BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div}) {
     uint32_t seed = 100;
     for (const auto& [sa, sb] : shapes) {

@@ -1,6 +1,7 @@
 // CUDA kernels for arithmetic, copies, fills and random draws: grid-stride loops over strided views,
 // using the same conversion and random-number code as the CPU reference, so results agree bit for bit.
 #include <algorithm>
+#include <initializer_list>
 
 #include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
@@ -50,30 +51,77 @@ __global__ void copy_kernel(const S* src, D* dst, int64_t n, Indexer<2> ix) {
   }
 }
 
-// Dense operands of one shape move in packs of W elements (16 bytes of the wider type), each thread issuing
-// the loads of its U packs before its stores; one element at a time (copy_kernel) reached a quarter of the
-// copy bandwidth on 16-bit tensors.
-template <class S, class D, int W, int U>
-__global__ void copy_packs_kernel(const S* src, D* dst, int64_t n) {
-  wait_for_producer();
+// Dense operands of one shape move in packs of W elements (16 bytes of the widest type): load(k, j) fetches
+// pack j into slot k for each of a thread's U packs, then store(k, j) writes each, so every load of a step is
+// issued before its first store. Elements past the last whole pack are left to the caller. One element per
+// thread (the strided kernels above) reached a quarter of the copy bandwidth on 16-bit tensors.
+template <int W, int U, class Load, class Store>
+__device__ __forceinline__ void dense_packs(int64_t n, Load load, Store store) {
   const int64_t packs = n / W, threads = blockDim.x;
   for (int64_t base = int64_t{blockIdx.x} * threads * U + threadIdx.x; base < packs;
        base += int64_t{gridDim.x} * threads * U) {
-    Pack<S, W> v[U];
 #pragma unroll
     for (int k = 0; k < U; ++k)
-      if (base + k * threads < packs) v[k] = load_pack<S, W>(src + (base + k * threads) * W);
+      if (base + k * threads < packs) load(k, base + k * threads);
 #pragma unroll
-    for (int k = 0; k < U; ++k) {
-      if (base + k * threads >= packs) continue;
-      Pack<D, W> o;
-#pragma unroll
-      for (int e = 0; e < W; ++e) o.v[e] = backend::convert<D>(v[k].v[e]);
-      store_pack<D, W>(dst + (base + k * threads) * W, o);
-    }
+    for (int k = 0; k < U; ++k)
+      if (base + k * threads < packs) store(k, base + k * threads);
   }
+}
+
+constexpr int kPackUnroll = 4;
+
+template <class S, class D, int W>
+__global__ void copy_packs_kernel(const S* src, D* dst, int64_t n) {
+  wait_for_producer();
+  Pack<S, W> v[kPackUnroll];
+  dense_packs<W, kPackUnroll>(
+      n, [&](int k, int64_t j) { v[k] = load_pack<S, W>(src + j * W); },
+      [&](int k, int64_t j) {
+        Pack<D, W> o;
+#pragma unroll
+        for (int e = 0; e < W; ++e) o.v[e] = backend::convert<D>(v[k].v[e]);
+        store_pack<D, W>(dst + j * W, o);
+      });
   if (blockIdx.x == 0)
-    for (int64_t i = packs * W + threadIdx.x; i < n; i += threads) dst[i] = backend::convert<D>(src[i]);
+    for (int64_t i = n / W * W + threadIdx.x; i < n; i += blockDim.x) dst[i] = backend::convert<D>(src[i]);
+}
+
+template <class T, int W>
+__global__ void binary_packs_kernel(BinaryOp op, const T* a, const T* b, T* out, int64_t n) {
+  Pack<T, W> va[kPackUnroll], vb[kPackUnroll];
+  dense_packs<W, kPackUnroll>(
+      n,
+      [&](int k, int64_t j) {
+        va[k] = load_pack<T, W>(a + j * W);
+        vb[k] = load_pack<T, W>(b + j * W);
+      },
+      [&](int k, int64_t j) {
+        Pack<T, W> o;
+#pragma unroll
+        for (int e = 0; e < W; ++e)
+          o.v[e] = store<T>(backend::apply_binary(op, load(va[k].v[e]), load(vb[k].v[e])));
+        store_pack<T, W>(out + j * W, o);
+      });
+  if (blockIdx.x == 0)
+    for (int64_t i = n / W * W + threadIdx.x; i < n; i += blockDim.x)
+      out[i] = store<T>(backend::apply_binary(op, load(a[i]), load(b[i])));
+}
+
+// Whether the operands are dense, of one shape and 16-byte aligned: the packed kernels' precondition.
+bool dense_same_shape(std::initializer_list<const Tensor*> ts) {
+  const Tensor& first = **ts.begin();
+  for (const Tensor* t : ts)
+    if (!t->is_contiguous() || t->shape() != first.shape() ||
+        reinterpret_cast<uintptr_t>(t->data()) % 16 != 0)
+      return false;
+  return true;
+}
+
+// Blocks for the packed kernels: one step of kPackUnroll packs per thread, at most the grid-stride cap.
+unsigned pack_blocks(int64_t n, int w) {
+  const int64_t blocks = (n / w + kThreads * kPackUnroll - 1) / (kThreads * kPackUnroll);
+  return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, 65535 * 8));
 }
 
 template <class T>
@@ -117,6 +165,12 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   if (n == 0) return;
   backend::visit_dense(out.dtype(), "binary", [&](auto tag) {
     using T = decltype(tag);
+    if (dense_same_shape({&a, &b, &out})) {
+      constexpr int W = kVec<T>;
+      binary_packs_kernel<T, W><<<pack_blocks(n, W), kThreads, 0, stream_of(out)>>>(
+          op, a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), n);
+      return;
+    }
     binary_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, stream_of(out)>>>(
         op, a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), n,
         make_indexer<3>(out.shape(), {&a, &b, &out}));
@@ -143,15 +197,10 @@ void copy(const Tensor& src, const Tensor& dst) {
     using S = decltype(src_tag);
     backend::visit_dense(dst.dtype(), "copy", [&](auto dst_tag) {
       using D = decltype(dst_tag);
-      const bool dense = src.is_contiguous() && dst.is_contiguous() && src.shape() == dst.shape() &&
-                         reinterpret_cast<uintptr_t>(src.data()) % 16 == 0 &&
-                         reinterpret_cast<uintptr_t>(dst.data()) % 16 == 0;
-      if (dense) {
-        constexpr int W = 16 / static_cast<int>(std::max(sizeof(S), sizeof(D))), U = 4;
-        const int64_t blocks = (n / W + kThreads * U - 1) / (kThreads * U);
-        launch_dependent(copy_packs_kernel<S, D, W, U>,
-                         static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, 65535 * 8)), kThreads, 0,
-                         stream_of(dst), src.data_as<S>(), dst.data_as<D>(), n);
+      if (dense_same_shape({&src, &dst})) {
+        constexpr int W = 16 / static_cast<int>(std::max(sizeof(S), sizeof(D)));
+        launch_dependent(copy_packs_kernel<S, D, W>, pack_blocks(n, W), kThreads, 0, stream_of(dst),
+                         src.data_as<S>(), dst.data_as<D>(), n);
         return;
       }
       launch_dependent(copy_kernel<S, D>, blocks_for(n, kThreads), kThreads, 0, stream_of(dst),
