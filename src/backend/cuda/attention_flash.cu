@@ -11,6 +11,7 @@
 #include "backend/cuda/attention_impl.cuh"
 #include "backend/cuda/check.h"
 #include "backend/cuda/counters.h"
+#include "backend/cuda/launch.h"
 #include "backend/cuda/mbarrier.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/rows.cuh"
@@ -638,20 +639,14 @@ void set_decode_smem() {
                                       decode_smem_bytes<T, D>()));
 }
 
-// Whether the current device has the tensor-memory accelerator (compute capability 9.0 or later).
-bool has_tma() {
-  int device = 0, major = 0;
-  MTL_CUDA_CHECK(cudaGetDevice(&device));
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  return major >= 9;
-}
-
 template <class T, int D>
 void launch_decode_typed(const Params& p, DecodeSplit split, cudaStream_t stream) {
   constexpr int smem = decode_smem_bytes<T, D>();
   CUtensorMap k_map{}, v_map{};
   constexpr bool bf16 = std::is_same_v<T, __nv_bfloat16>;
-  split.tma = has_tma() && make_head_map(k_map, bf16, p.k, p.batch, p.hkv, p.sk, D, p.k_stride, kBlockN) &&
+  // The tensor-memory accelerator arrived with compute capability 9.0.
+  split.tma = compute_capability() >= 90 &&
+              make_head_map(k_map, bf16, p.k, p.batch, p.hkv, p.sk, D, p.k_stride, kBlockN) &&
               make_head_map(v_map, bf16, p.v, p.batch, p.hkv, p.sk, D, p.v_stride, kBlockN);
   static_assert(decode_ring_bytes<T, D>() >= sizeof(float) * 4 * kDecodeRows * (kMergeStride<D> + 2),
                 "the merge of the warps reuses the ring");

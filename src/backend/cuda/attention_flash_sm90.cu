@@ -14,6 +14,7 @@
 
 #include "backend/cuda/attention_impl.cuh"
 #include "backend/cuda/check.h"
+#include "backend/cuda/launch.h"
 #include "backend/cuda/mbarrier.cuh"
 #include "backend/cuda/rows.cuh"
 #include "backend/cuda/tensor_map.h"
@@ -393,11 +394,7 @@ void launch_typed(const Params& p, const CUtensorMap& q_map, const CUtensorMap& 
 
 bool launch_flash_sm90(const Params& p, Kind kind, cudaStream_t stream) {
   if (p.mask || p.out_f32 || (p.d != 64 && p.d != 128) || !(p.scale_log2 > 0.0f)) return false;
-  int device = 0, major = 0, minor = 0;
-  MTL_CUDA_CHECK(cudaGetDevice(&device));
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  if (major != 9 || minor != 0) return false;  // sm_90a code runs on compute capability 9.0 only
+  if (compute_capability() != 90) return false;  // sm_90a code runs on compute capability 9.0 only
   CUtensorMap q_map, k_map, v_map;
   const bool bf16 = kind == Kind::BF16;
   if (!make_head_map(q_map, bf16, p.q, p.batch, p.hq, p.sq, p.d, p.q_stride, kGroupRows) ||

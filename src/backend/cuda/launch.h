@@ -31,6 +31,15 @@ inline unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
 }
 
+/// Compute capability of the current device as major * 10 + minor (90 on Hopper).
+inline int compute_capability() {
+  int device = 0, major = 0, minor = 0;
+  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return 10 * major + minor;
+}
+
 /// Blocks of `kernel` (`threads` each, `smem` bytes of dynamic shared memory) that fit on the current device
 /// at once. Callers ask once per kernel and keep the answer, so that later launches (a captured decode step
 /// among them) make no runtime queries.
