@@ -133,6 +133,21 @@ TEST_P(Norms, LayerNormMatchesDoubleReference) {
   }
 }
 
+// Rows far from zero whose first value is an outlier: the variance must not come out of E[x^2] - E[x]^2
+// about zero, nor lose its precision to a shift at the outlier.
+TEST_P(Norms, LayerNormKeepsPrecisionFarFromZero) {
+  for (const Shape& shape : std::vector<Shape>{{3, 4096}, {2, 300}, {1, 20000}}) {
+    const int64_t h = shape[shape.rank() - 1];
+    std::vector<float> v = test::random_floats(shape.numel(), 60, 99.f, 101.f);
+    for (int64_t row = 0; row < shape.numel() / h; ++row) v[static_cast<size_t>(row * h)] = 130.f;
+    const Tensor x = cast(Tensor::from_vector(ctx, v, shape), dtype());
+    const std::vector<float> vx = x.to_vector<float>();
+    const double err = test::max_rel_error(layer_norm(x, Tensor(), Tensor(), 1e-5f).to_vector<float>(),
+                                           layer_reference(vx, h, {}, {}, 1e-5));
+    EXPECT_TRUE(err <= tolerance(dtype()) * 2) << shape.to_string() << " err " << err;
+  }
+}
+
 TEST_P(Norms, ViewsWithOffsetsAndStrides) {
   // x: a transposed slice (last-dim stride != 1); out: an interior window of a poisoned buffer.
   const auto [base, vbase] = input({40, 6}, 50, dtype());

@@ -139,8 +139,12 @@ void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
   split.n_chunks = static_cast<int>(n_chunks);
   const int64_t tiles = std::max<int64_t>(1, (split.keys + 63) / 64);
   split.chunk_len = (tiles + n_chunks - 1) / n_chunks * 64;
+  // Chunks that fit one cluster merge in shared memory: on an H200, 7B-shape Q4_0 decode at 520 keys (nine
+  // chunks per KV head) ran at 606 against 580 tok/s with the merge through device memory, 0.5B F16 at 1642
+  // against 1490.
+  split.cluster = n_chunks > 1 && n_chunks <= attn::decode_cluster_limit(kind, p.d);
   Tensor part_acc, part_ml;
-  if (n_chunks > 1) {
+  if (n_chunks > 1 && !split.cluster) {
     const int64_t slots_out = static_cast<int64_t>(p.batch) * p.hq * p.sq * n_chunks;
     part_acc = Tensor::empty(q.context(), Shape{slots_out, p.d}, DType::F32, Storage::Pool);
     part_ml = Tensor::empty(q.context(), Shape{slots_out, 2}, DType::F32, Storage::Pool);

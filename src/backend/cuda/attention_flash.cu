@@ -5,11 +5,13 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <climits>
 #include <type_traits>
 
 #include "backend/cuda/attention_impl.cuh"
 #include "backend/cuda/check.h"
+#include "backend/cuda/cluster.cuh"
 #include "backend/cuda/counters.h"
 #include "backend/cuda/launch.h"
 #include "backend/cuda/mbarrier.cuh"
@@ -301,6 +303,8 @@ __device__ __forceinline__ void store_out(const Params& p, int64_t offset, float
     static_cast<T*>(p.out)[offset] = __float2half(val);
 }
 constexpr int kDecodeStages = 3;
+// The most chunks one cluster merges (non-portable cluster sizes go to 16 on compute capability 9.0).
+constexpr int kDecodeClusterMax = 16;
 // Floats per row where the warps' outputs meet: 8 past D, so that a half-warp's 8-byte stores of rows g
 // (0..3) and columns 2t hit 32 different banks (with D they all hit the same 8, 8-way conflicts).
 template <int D>
@@ -355,7 +359,15 @@ __global__ void __launch_bounds__(kThreads)
   // the others count and merge only the chunks in use.
   const int64_t filled = (keys + split.chunk_len - 1) / split.chunk_len;
   const int used = filled < 1 ? 1 : filled < n_chunks ? static_cast<int>(filled) : n_chunks;
-  if (chunk >= used) return;
+  if (chunk >= used) {
+#ifdef MTL_DECODE_TMA
+    if (split.cluster) {  // the cluster's two barriers count every CTA
+      cluster_sync();
+      cluster_sync();
+    }
+#endif
+    return;
+  }
   const int64_t k0 = chunk * split.chunk_len, k1 = keys < k0 + split.chunk_len ? keys : k0 + split.chunk_len;
   const int n_tiles = static_cast<int>((k1 - k0 + kBlockN - 1) / kBlockN);
 
@@ -534,6 +546,9 @@ __global__ void __launch_bounds__(kThreads)
   float* s_m = reinterpret_cast<float*>(ring);  // [warp][row]
   float* s_l = s_m + 4 * kDecodeRows;           // [warp][row]
   float* s_o = s_l + 4 * kDecodeRows;           // [warp][row][kMergeStride]
+  // This chunk's partials where the other chunks of a cluster read them.
+  float* c_acc = s_o + 4 * kDecodeRows * kMergeStride<D>;  // [row][D]
+  float* c_ml = c_acc + kDecodeRows * D;                   // [row][max, sum]
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const float sum = quad_sum(row_sum[half]);
@@ -564,6 +579,9 @@ __global__ void __launch_bounds__(kThreads)
     if (used == 1) {
       store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
                    sum > 0.0f ? a / sum : 0.0f);
+    } else if (split.cluster) {
+      c_acc[r * D + d] = a;
+      if (d == 0) c_ml[2 * r] = mx, c_ml[2 * r + 1] = sum;
     } else {
       const int64_t slot = ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks + chunk;
       split.part_acc[slot * D + d] = a;
@@ -573,6 +591,49 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
+#ifdef MTL_DECODE_TMA
+  if (split.cluster) {
+    // Every chunk's partials are in its shared memory after the first barrier; the chunks share the
+    // outputs, each reading all partials of its elements at once; the second barrier keeps every chunk's
+    // shared memory in place until the last read.
+    cluster_sync();
+    if (used > 1) {
+      for (int idx = chunk * kThreads + static_cast<int>(threadIdx.x); idx < rows * D;
+           idx += n_chunks * kThreads) {
+        const int r = idx / D, d = idx % D;
+        float m[kDecodeClusterMax], l[kDecodeClusterMax], a[kDecodeClusterMax];
+#pragma unroll
+        for (int c = 0; c < kDecodeClusterMax; ++c) {
+          if (c < used) {
+            m[c] = ld_cluster(c_ml + 2 * r, c);
+            l[c] = ld_cluster(c_ml + 2 * r + 1, c);
+            a[c] = ld_cluster(c_acc + r * D + d, c);
+          }
+        }
+        float mx = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < kDecodeClusterMax; ++c)
+          if (c < used) mx = fmaxf(mx, m[c]);
+        float total = 0.0f, acc = 0.0f;
+        if (mx != -INFINITY) {
+#pragma unroll
+          for (int c = 0; c < kDecodeClusterMax; ++c) {
+            if (c < used) {
+              const float wt = fast_exp2(m[c] - mx);
+              total += wt * l[c];
+              acc += wt * a[c];
+            }
+          }
+        }
+        const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
+        store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
+                     total > 0.0f ? acc / total : 0.0f);
+      }
+    }
+    cluster_sync();
+    return;
+  }
+#endif
   if (used == 1) return;
 
   // The last chunk of this tile to finish merges the partials, which saves a second launch; it also puts
@@ -648,15 +709,34 @@ void launch_decode_typed(const Params& p, DecodeSplit split, cudaStream_t stream
   split.tma = compute_capability() >= 90 &&
               make_head_map(k_map, bf16, p.k, p.batch, p.hkv, p.sk, D, p.k_stride, kBlockN) &&
               make_head_map(v_map, bf16, p.v, p.batch, p.hkv, p.sk, D, p.v_stride, kBlockN);
-  static_assert(decode_ring_bytes<T, D>() >= sizeof(float) * 4 * kDecodeRows * (kMergeStride<D> + 2),
-                "the merge of the warps reuses the ring");
+  static_assert(decode_ring_bytes<T, D>() >=
+                    sizeof(float) * (4 * kDecodeRows * (kMergeStride<D> + 2) + kDecodeRows * (D + 2)),
+                "the merge of the warps and the cluster's partials reuse the ring");
   static_assert(decode_ring_bytes<T, D>() >= sizeof(float) * 2 * kDecodeMaxChunks * kDecodeRows,
                 "the merge of the chunks reuses the ring");
   set_decode_smem<T, D>();
   const dim3 grid(static_cast<unsigned>(split.n_chunks), static_cast<unsigned>(p.hkv * split.row_groups),
                   static_cast<unsigned>(p.batch));
-  launch_dependent(flash_decode_kernel<T, D>, grid, kThreads, smem, stream, p, split, k_map, v_map);
+  launch_dependent_clustered(split.cluster ? grid.x : 1, flash_decode_kernel<T, D>, grid, kThreads, smem,
+                             stream, p, split, k_map, v_map);
   MTL_CUDA_CHECK_LAUNCH("sdpa decode kernel");
+}
+
+// Clusters need compute capability 9.0; how many CTAs one may hold depends on the kernel's shared memory
+// and the GPU's processor clusters, so the runtime is asked.
+template <class T, int D>
+int decode_cluster_limit_typed() {
+  if (compute_capability() < 90) return 1;
+  const auto kernel = flash_decode_kernel<T, D>;
+  set_decode_smem<T, D>();
+  MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(kDecodeClusterMax, 1, 1);
+  cfg.blockDim = dim3(kThreads, 1, 1);
+  cfg.dynamicSmemBytes = decode_smem_bytes<T, D>();
+  int size = 1;
+  MTL_CUDA_CHECK(cudaOccupancyMaxPotentialClusterSize(&size, kernel, &cfg));
+  return std::min(size, kDecodeClusterMax);
 }
 
 template <class T, int D, bool kMask, int kWarps, int kStages>
@@ -690,6 +770,13 @@ void launch_flash(const Params& p, Kind kind, cudaStream_t stream) {
   if (launch_flash_sm90(p, kind, stream)) return;
 #endif
   kind == Kind::BF16 ? launch_dim<__nv_bfloat16>(p, stream) : launch_dim<__half>(p, stream);
+}
+
+int decode_cluster_limit(Kind kind, int d) {
+  if (kind == Kind::BF16)
+    return d == 64 ? decode_cluster_limit_typed<__nv_bfloat16, 64>()
+                   : decode_cluster_limit_typed<__nv_bfloat16, 128>();
+  return d == 64 ? decode_cluster_limit_typed<__half, 64>() : decode_cluster_limit_typed<__half, 128>();
 }
 
 void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream) {

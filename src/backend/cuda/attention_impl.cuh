@@ -55,12 +55,16 @@ struct DecodeSplit {
   float* part_acc;
   float* part_ml;
   int* counters;
-  bool tma;  // K and V tiles arrive by tensor map (set by launch_flash_decode)
+  bool tma;      // K and V tiles arrive by tensor map (set by launch_flash_decode)
+  bool cluster;  // the chunks of a tile form one cluster and merge in shared memory (no partials, counters)
 };
 
 /// The most chunks a decode call splits into: the merge keeps two floats per chunk and row in the shared
 /// memory of the K/V ring.
 constexpr int kDecodeMaxChunks = 256;
+
+/// The most chunks of a tile that can merge as one cluster (1 where clusters are unavailable).
+int decode_cluster_limit(Kind kind, int d);
 
 /// Split-K tensor-core decode for D = 64 or 128 (all rows 16-byte aligned).
 void launch_flash_decode(const Params& p, const DecodeSplit& split, Kind kind, cudaStream_t stream);

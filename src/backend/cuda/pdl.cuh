@@ -26,20 +26,32 @@ __device__ __forceinline__ void allow_dependents() {
 #endif
 }
 
-/// Launches `kernel` <<<grid, block, smem, s>>> as a programmatic dependent of the previous kernel on `s`.
+/// Launches `kernel` <<<grid, block, smem, s>>> as a programmatic dependent of the previous kernel on `s`,
+/// in clusters of `cluster_x` CTAs along x when that is more than 1 (compute capability 9.0).
 template <class... P, class... A>
-void launch_dependent(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {
+void launch_dependent_clustered(unsigned cluster_x, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem,
+                                cudaStream_t s, A... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = cluster_x;
+  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = cluster_x > 1 ? 2 : 1;
   MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
+}
+
+/// Launches `kernel` <<<grid, block, smem, s>>> as a programmatic dependent of the previous kernel on `s`.
+template <class... P, class... A>
+void launch_dependent(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {
+  launch_dependent_clustered(1, kernel, grid, block, smem, s, args...);
 }
 
 }  // namespace metallic::cuda
