@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 
 #include "backend/attention.h"
@@ -13,6 +14,7 @@
 #include "backend/scalar.h"
 #include "metallic/core/context.h"
 #include "metallic/core/memory_pool.h"
+#include "metallic/core/resource_cache.h"
 #include "metallic/ops/copy.h"
 
 namespace metallic::cuda {
@@ -126,6 +128,26 @@ int sm_count(int device) {
   return n;
 }
 
+struct ClusterLimitKey {
+  int device;
+  attn::Kind kind;
+  int d;
+  bool operator==(const ClusterLimitKey&) const = default;
+  size_t hash() const { return hash_fields(device, static_cast<int>(kind), d); }
+};
+
+struct ClusterLimit {
+  int chunks;
+};
+
+// attn::decode_cluster_limit, asked of the runtime once per device and kernel.
+int cluster_limit(const Tensor& q, attn::Kind kind, int d) {
+  const auto entry = q.context()->cache().get_or_create<ClusterLimit>(
+      ClusterLimitKey{q.device().index, kind, d},
+      [&] { return std::make_shared<ClusterLimit>(ClusterLimit{attn::decode_cluster_limit(kind, d)}); });
+  return entry->chunks;
+}
+
 template <class T>
 void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
   const attn::Kind kind = std::is_same_v<T, bf16> ? attn::Kind::BF16 : attn::Kind::F16;
@@ -142,7 +164,7 @@ void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
   // Chunks that fit one cluster merge in shared memory: on an H200, 7B-shape Q4_0 decode at 520 keys (nine
   // chunks per KV head) ran at 606 against 580 tok/s with the merge through device memory, 0.5B F16 at 1642
   // against 1490.
-  split.cluster = n_chunks > 1 && n_chunks <= attn::decode_cluster_limit(kind, p.d);
+  split.cluster = n_chunks > 1 && n_chunks <= cluster_limit(q, kind, p.d);
   Tensor part_acc, part_ml;
   if (n_chunks > 1 && !split.cluster) {
     const int64_t slots_out = static_cast<int64_t>(p.batch) * p.hq * p.sq * n_chunks;

@@ -722,12 +722,15 @@ void launch_decode_typed(const Params& p, DecodeSplit split, cudaStream_t stream
   MTL_CUDA_CHECK_LAUNCH("sdpa decode kernel");
 }
 
-// Clusters need compute capability 9.0; how many CTAs one may hold depends on the kernel's shared memory
-// and the GPU's processor clusters, so the runtime is asked.
+// Clusters need compute capability 9.0, in the device and in the code the kernel was built as (a build for
+// older GPUs alone runs on a newer one without the cluster merge); how many CTAs one may hold depends on
+// the kernel's shared memory and the GPU's processor clusters, so the runtime is asked.
 template <class T, int D>
 int decode_cluster_limit_typed() {
-  if (compute_capability() < 90) return 1;
   const auto kernel = flash_decode_kernel<T, D>;
+  cudaFuncAttributes built{};
+  MTL_CUDA_CHECK(cudaFuncGetAttributes(&built, kernel));
+  if (compute_capability() < 90 || built.ptxVersion < 90) return 1;
   set_decode_smem<T, D>();
   MTL_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   cudaLaunchConfig_t cfg = {};

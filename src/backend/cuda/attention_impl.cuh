@@ -44,10 +44,11 @@ void launch_flash(const Params& p, Kind kind, cudaStream_t stream);
 bool launch_flash_sm90(const Params& p, Kind kind, cudaStream_t stream);
 
 /// How a decode call splits the keys: chunk c covers keys [c * chunk_len, min(keys, (c + 1) * chunk_len)).
-/// Chunks past the batch's key length do nothing. With more than one chunk in use each writes its max and
-/// sum (part_ml, [B, Hq, Sq, n_chunks, 2]) and unnormalised output (part_acc, [B, Hq, Sq, n_chunks, D]) and
-/// bumps its tile's counter ([B, Hkv * row_groups], zero between calls); the chunk that brings it to the
-/// number in use merges them and resets it.
+/// Chunks past the batch's key length do nothing. With `cluster` the chunks of a tile merge in shared
+/// memory; otherwise, with more than one chunk in use, each writes its max and sum (part_ml, [B, Hq, Sq,
+/// n_chunks, 2]) and unnormalised output (part_acc, [B, Hq, Sq, n_chunks, D]) and bumps its tile's counter
+/// ([B, Hkv * row_groups], zero between calls); the chunk that brings it to the number in use merges them
+/// and resets it.
 struct DecodeSplit {
   int row_groups;  // 16-row tiles per kv head
   int n_chunks;
