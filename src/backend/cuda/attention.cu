@@ -105,15 +105,20 @@ constexpr int kDecodeMaxQueries = 8;
 // second CTA per multiprocessor only adds chunks to merge (on an H200, B16 Hkv8 bf16: 0.88 against 0.85 of
 // copy bandwidth at 4096 keys, 1.00 against 0.99 at 32768, with 128 CTAs instead of 256). The merge reads the
 // chunks' partials eight at a time, one L2 round trip (about half a tile's time) per eight: a sixteenth of a
-// tile per chunk. Counting it took 7B-shape decode at 4k keys from 237 to 241 tok/s on an H200.
-int64_t decode_chunks(int64_t tiles_of_rows, int64_t keys, int64_t slots) {
+// tile per chunk. Counting it took 7B-shape decode at 4k keys from 237 to 241 tok/s on an H200. Up to
+// `cluster_max` chunks merge within a cluster; more go through device memory, which adds a fence, a counter
+// and two dependent L2 round trips, about two tiles' time: at 4.1k keys a KV head of the 7B shape then takes
+// 14 chunks in one cluster rather than 33 (on an H200, Q4_0 decode 576.0 against 525.9 tok/s, F16 252.3
+// against 241.7, and 0.5B F16 1400.3 against 1325.4).
+int64_t decode_chunks(int64_t tiles_of_rows, int64_t keys, int64_t slots, int64_t cluster_max) {
+  constexpr int64_t kDeviceMerge = 2 * 16;
   const int64_t tiles = std::max<int64_t>(1, (keys + 63) / 64);
   int64_t best = 1, best_cost = INT64_MAX;
   for (int64_t per = tiles; per >= 1; --per) {
     const int64_t n = (tiles + per - 1) / per;
     if (n > attn::kDecodeMaxChunks) break;
     const int64_t waves = (tiles_of_rows * n + slots - 1) / slots;
-    const int64_t cost = 16 * waves * (per + 2) + n;
+    const int64_t cost = 16 * waves * (per + 2) + n + (n > cluster_max ? kDeviceMerge : 0);
     if (cost < best_cost) {
       best = n;
       best_cost = cost;
@@ -157,14 +162,15 @@ void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
   split.keys = p.sk;
   if (p.causal) split.keys = std::clamp<int64_t>(p.sq + p.query_offset, 0, p.sk);
   const int64_t tiles_of_rows = static_cast<int64_t>(p.batch) * p.hkv * split.row_groups;
-  const int64_t n_chunks = decode_chunks(tiles_of_rows, split.keys, sm_count(q.device().index));
+  const int cluster_max = cluster_limit(q, kind, p.d);
+  const int64_t n_chunks = decode_chunks(tiles_of_rows, split.keys, sm_count(q.device().index), cluster_max);
   split.n_chunks = static_cast<int>(n_chunks);
   const int64_t tiles = std::max<int64_t>(1, (split.keys + 63) / 64);
   split.chunk_len = (tiles + n_chunks - 1) / n_chunks * 64;
   // Chunks that fit one cluster merge in shared memory: on an H200, 7B-shape Q4_0 decode at 520 keys (nine
   // chunks per KV head) ran at 606 against 580 tok/s with the merge through device memory, 0.5B F16 at 1642
   // against 1490.
-  split.cluster = n_chunks > 1 && n_chunks <= cluster_limit(q, kind, p.d);
+  split.cluster = n_chunks > 1 && n_chunks <= cluster_max;
   Tensor part_acc, part_ml;
   if (n_chunks > 1 && !split.cluster) {
     const int64_t slots_out = static_cast<int64_t>(p.batch) * p.hq * p.sq * n_chunks;
