@@ -255,6 +255,16 @@ TEST_P(Attention, KeyLengthsCutTheKeysPerBatch) {
   run_all_dtypes({.b = 2, .hq = 2, .hkv = 2, .sq = 3, .sk = 50, .d = 16, .lengths = {0, 17}});
 }
 
+TEST_P(Attention, FewChunksInUseCoverEveryHead) {
+  // A long cache split into many chunks of which only the first few hold keys: those few must produce the
+  // outputs of every query head (eight here, more than the chunks in use).
+  for (int64_t d : {64, 128})
+    for (int32_t len : {65, 150, 200, 520})
+      run_all_dtypes({.hq = 8, .hkv = 1, .sq = 1, .sk = 1024, .d = d, .seq_major = true, .lengths = {len}});
+  run_all_dtypes(
+      {.b = 2, .hq = 14, .hkv = 2, .sq = 1, .sk = 640, .d = 64, .seq_major = true, .lengths = {100, 300}});
+}
+
 TEST_P(Attention, F32OutputFromHalfInputs) {
   for (int64_t sq : {1, 5, 70})
     run_all_dtypes({.b = 2,

@@ -593,13 +593,13 @@ __global__ void __launch_bounds__(kThreads)
   }
 #ifdef MTL_DECODE_TMA
   if (split.cluster) {
-    // Every chunk's partials are in its shared memory after the first barrier; the chunks share the
-    // outputs, each reading all partials of its elements at once; the second barrier keeps every chunk's
-    // shared memory in place until the last read.
+    // Every chunk's partials are in its shared memory after the first barrier; the chunks in use (those
+    // past the keys have left) share the outputs, each reading all partials of its elements at once; the
+    // second barrier keeps every chunk's shared memory in place until the last read.
     cluster_sync();
     if (used > 1) {
       for (int idx = chunk * kThreads + static_cast<int>(threadIdx.x); idx < rows * D;
-           idx += n_chunks * kThreads) {
+           idx += used * kThreads) {
         const int r = idx / D, d = idx % D;
         float m[kDecodeClusterMax], l[kDecodeClusterMax], a[kDecodeClusterMax];
 #pragma unroll
