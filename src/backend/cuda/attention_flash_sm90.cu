@@ -60,10 +60,6 @@ struct Smem {
 
 #ifdef MTL_FLASH_SM90_DEVICE
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // Named barriers 1 and 2 order the two consumer warpgroups' turns on the tensor cores (0 is __syncthreads).
 __device__ __forceinline__ void turn_wait(int group) {
   asm volatile("bar.sync %0, %1;" ::"r"(1 + group), "n"(kConsumerThreads) : "memory");
@@ -178,10 +174,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   using L = Smem<D>;
   extern __shared__ unsigned char smem_raw[];
   __shared__ __align__(8) uint64_t bars[2 * kStages + 1];  // full[stage], empty[stage], Q
-  const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const uint32_t q_smem = base, kv_smem = base + kGroups * L::kQGroupBytes;
-  const uint32_t full_bar = smem_u32(&bars[0]), empty_bar = smem_u32(&bars[kStages]);
-  const uint32_t q_bar = smem_u32(&bars[2 * kStages]);
+  const uint32_t full_bar = smem_addr(&bars[0]), empty_bar = smem_addr(&bars[kStages]);
+  const uint32_t q_bar = smem_addr(&bars[2 * kStages]);
 
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
   // Heaviest causal blocks first, so the short ones fill the tail of the grid.

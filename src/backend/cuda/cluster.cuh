@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/mbarrier.cuh"
+
 namespace metallic::cuda {
 
 /// Waits until every thread of the cluster has arrived; shared-memory writes before it are visible to the
@@ -16,9 +18,7 @@ __device__ __forceinline__ void cluster_sync() {
 /// The float at the same shared-memory location as `local` in the cluster's CTA `rank`.
 __device__ __forceinline__ float ld_cluster(const float* local, int rank) {
   uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;"
-               : "=r"(remote)
-               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(local))), "r"(rank));
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(local)), "r"(rank));
   float v;
   asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
   return v;

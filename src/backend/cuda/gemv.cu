@@ -22,6 +22,7 @@
 #include "backend/cuda/gemv_int8.h"
 #include "backend/cuda/launch.h"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/rows.cuh"
 #include "metallic/core/context.h"
 #include "metallic/core/half.h"
 #include "metallic/core/memory_pool.h"
@@ -41,23 +42,7 @@ constexpr int kVecs = sizeof(E) == 4 ? 2 : 1;  // 16-byte vectors per 8 elements
 
 template <class E>
 __device__ __forceinline__ void unpack8(const uint4* v, float (&f)[8]) {
-  if constexpr (sizeof(E) == 4) {
-    const uint32_t w[8] = {v[0].x, v[0].y, v[0].z, v[0].w, v[1].x, v[1].y, v[1].z, v[1].w};
-#pragma unroll
-    for (int i = 0; i < 8; ++i) f[i] = __uint_as_float(w[i]);
-  } else {
-    const uint32_t w[4] = {v[0].x, v[0].y, v[0].z, v[0].w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      if constexpr (std::is_same_v<E, bf16>) {
-        f[2 * i] = __uint_as_float(w[i] << 16);
-        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-      } else {
-        f[2 * i] = half_f(w[i] & 0xffffu);
-        f[2 * i + 1] = half_f(w[i] >> 16);
-      }
-    }
-  }
+  widen(*reinterpret_cast<const Pack<E, 8>*>(v), f);
 }
 
 template <class T>

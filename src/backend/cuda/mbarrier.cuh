@@ -9,6 +9,11 @@
 
 namespace metallic::cuda {
 
+/// The shared-window offset of a generic pointer into shared memory, as the instructions below take it.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
 /// Prepares the barrier at `bar` for `count` arrivals per phase.
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count));
