@@ -46,6 +46,7 @@ constexpr int long_row_packs(NormKind kind) {
 // last one read that last row and store nothing. No per-pack bounds checks or re-reads then remain.
 template <class T, class Wt, int W, int P, NormKind K, bool Full>
 __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
+  static_assert(!Full || K == NormKind::Rms, "the residual sum would be stored for rows past the last");
   wait_for_producer();
   allow_dependents();
   constexpr bool add = K == NormKind::AddRms, layer = K == NormKind::Layer;
@@ -54,7 +55,7 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   const bool active = row < p.rows.rows;
   const int len = static_cast<int>(p.rows.len), packs = len / W;
   int64_t o[4] = {0, 0, 0, 0};
-  if (Full)
+  if constexpr (Full)
     p.rows.offsets(active ? row : p.rows.rows - 1, o);
   else if (active)
     p.rows.offsets(row, o);
