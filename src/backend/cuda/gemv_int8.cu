@@ -1001,14 +1001,14 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
   // twice.
   const unsigned threads = f.rms_norm ? std::min(1024u, static_cast<unsigned>((Kp / 8 + 31) / 32 * 32)) : 128;
   const dim3 qgrid(static_cast<unsigned>((Kp / 8 + threads - 1) / threads), static_cast<unsigned>(M));
-  // A programmatic dependent of the kernel before, so that its launch, and through its early trigger the
-  // GEMV's first weight loads, overlap that kernel's tail.
   // Rows of x (and the gain) on 16-byte boundaries load a thread's 8 elements in one or two instructions
   // rather than eight: this kernel's latency is on every quantized product's path (7B-shape decode on an
   // H200: Q4_0 627.6-628.4 against 612.0-613.1 tok/s, Q8_0 405.2-405.7 against 397.4-398.8).
   const auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const bool vec =
       a16(x.data()) && (x.stride(0) * static_cast<int64_t>(sizeof(T))) % 16 == 0 && (!f.norm || a16(f.norm));
+  // A programmatic dependent of the kernel before, so that its launch, and through its early trigger the
+  // GEMV's first weight loads, overlap that kernel's tail.
   launch_dependent(f.rms_norm ? quantize_x_kernel<T, true> : quantize_x_kernel<T, false>, qgrid, threads, 0,
                    s, x.data_as<T>(), x.stride(0), K, Kp, f.norm, f.eps, xq, xs, vec);
   const LinearEpilogue e = f.epilogue;
