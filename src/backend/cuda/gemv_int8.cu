@@ -59,6 +59,18 @@ constexpr int64_t kXPad = 64;
 
 // ---- x to 8 bits ---------------------------------------------------------------------------------------
 
+// Elements e .. e + 7 of a row of K as floats, `fill` past K; with `whole` (the row 16-byte aligned) in one
+// or two 16-byte loads.
+template <class T>
+__device__ __forceinline__ void load8(const T* row, int e, int K, bool whole, float fill, float (&v)[8]) {
+  if (whole && e + 8 <= K) {
+    widen(load_pack<T, 8>(row + e), v);
+    return;
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = e + i < K ? backend::load(row[e + i]) : fill;
+}
+
 // One thread per 8 consecutive elements, 4 threads per block of 32. Elements in [K, Kp) are zeros. With
 // Norm, x is first RMS-normalised over K and scaled by `gain` (null: ones) in f32: a block that covers the
 // whole row sums the squares of its own values, otherwise each block reads the row once more for them.
@@ -75,12 +87,7 @@ __global__ void quantize_x_kernel(const T* __restrict__ x, int64_t ldx, int K, i
   const int m = blockIdx.y;
   const int e = 8 * (blockIdx.x * blockDim.x + threadIdx.x);
   float v[8];
-  if (vec && e + 8 <= K) {
-    widen(load_pack<T, 8>(x + m * ldx + e), v);
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = e + i < K ? backend::load(x[m * ldx + e + i]) : 0.f;
-  }
+  load8(x + m * ldx, e, K, vec, 0.f, v);
   if constexpr (Norm) {
     float ss = 0.f;
     if (gridDim.x == 1) {
@@ -95,12 +102,7 @@ __global__ void quantize_x_kernel(const T* __restrict__ x, int64_t ldx, int K, i
     }
     const float inv = rsqrtf(row_sum(ss, static_cast<int>(blockDim.x)) / static_cast<float>(K) + eps);
     float g[8] = {1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f};
-    if (vec && gain && e + 8 <= K) {
-      widen(load_pack_ro<float, 8>(gain + e), g);
-    } else if (gain) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) g[i] = e + i < K ? gain[e + i] : 1.f;
-    }
+    if (gain) load8(gain, e, K, vec, 1.f, g);
 #pragma unroll
     for (int i = 0; i < 8; ++i) v[i] *= e + i < K ? inv * g[i] : 0.f;
   }
