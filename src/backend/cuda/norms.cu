@@ -28,15 +28,15 @@ struct NormParams {
   RowLayout<4> rows;
 };
 
-// Packs per thread for long rows (128 bytes): on an H200, 4096-wide f32 rows ran faster than with 16 (fewer
-// warps per SM), and so did 16-bit LayerNorm rows (0.76 of copy bandwidth against 0.69 with 4 and 0.63 with
-// 16). The 16-bit RMS norm, with less work per element, ran faster with kSmallPacks (0.85 against 0.83);
-// AddRms also holds the residual and takes kSmallPacks.
+// Packs per thread for long rows (128 bytes): on an H200, 4096-wide f32 RMS norm rows ran faster than with
+// 16 (fewer warps per SM). The 16-bit RMS norm ran faster with kSmallPacks (0.85 of copy bandwidth against
+// 0.83), and so does LayerNorm in its Full form (bf16 0.79 against 0.77 with 8 packs and its checks; f32
+// 0.89 either way); AddRms also holds the residual and takes kSmallPacks.
 constexpr int kLongRowPacks = 8;
 
 template <class T>
 constexpr int long_row_packs(NormKind kind) {
-  return kind == NormKind::Layer || (kind == NormKind::Rms && sizeof(T) == 4) ? kLongRowPacks : kSmallPacks;
+  return kind == NormKind::Rms && sizeof(T) == 4 ? kLongRowPacks : kSmallPacks;
 }
 
 // One instance per kind: the kind's work (the residual sum, the mean) is fixed at compile time, so no
@@ -46,7 +46,7 @@ constexpr int long_row_packs(NormKind kind) {
 // last one read that last row and store nothing. No per-pack bounds checks or re-reads then remain.
 template <class T, class Wt, int W, int P, NormKind K, bool Full>
 __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
-  static_assert(!Full || K == NormKind::Rms, "the residual sum would be stored for rows past the last");
+  static_assert(!Full || K != NormKind::AddRms, "the residual sum would be stored for rows past the last");
   wait_for_producer();
   allow_dependents();
   constexpr bool add = K == NormKind::AddRms, layer = K == NormKind::Layer;
@@ -127,24 +127,22 @@ __global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> 
   const float n = static_cast<float>(len);
   float mean = 0, inv;
   if constexpr (layer) {
-    // Each thread's own mean and squared deviations (a second pass over its registers), merged across the
-    // row in a single reduction.
-    Moments m{static_cast<float>(mine * W), 0.f, 0.f};
-    if (mine > 0) m.mean = acc / m.n;
+    // The exact two-pass variance: the mean first, then the squared deviations from it (a second pass over
+    // the registers), each closed by one reduction.
+    mean = row_sum(acc, tpr) / n;
+    float m2 = 0.f;
     auto deviation = [&](const Pack<T, W>& a) {
       float f[W], s = 0;
       widen(a, f);
 #pragma unroll
-      for (int e = 0; e < W; ++e) s = fmaf(f[e] - m.mean, f[e] - m.mean, s);
-      m.m2 += s;
+      for (int e = 0; e < W; ++e) s = fmaf(f[e] - mean, f[e] - mean, s);
+      m2 += s;
     };
 #pragma unroll
     for (int k = 0; k < P; ++k)
       if (k < mine) deviation(v[k]);
     for (int k = P; k < mine; ++k) deviation(reread(lane + k * tpr));
-    m = row_moments(m, tpr);
-    mean = m.mean;
-    inv = rsqrtf(m.m2 / n + p.eps);
+    inv = rsqrtf(row_sum(m2, tpr) / n + p.eps);
   } else {
     inv = rsqrtf(row_sum(acc, tpr) / n + p.eps);
   }
@@ -215,15 +213,15 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
       row_launch(p.rows.rows, vec ? p.rows.len / V : p.rows.len, vec, long_row_packs<T>(kind));
   p.tpr = rl.tpr;
   const cudaStream_t stream = stream_of(x);
-  // Whole rows of tpr * P packs take the Full form under the RMS norm (16384 x 4096 on an H200: bf16
-  // 0.84-0.86 of copy bandwidth against 0.83-0.85, f32 0.915-0.918 against 0.897-0.902). LayerNorm keeps the
-  // checks: without them the compiler keeps every widened element of its two passes live (117 registers
-  // against 64, and 0.68-0.70 against 0.75-0.77); the residual sum gained nothing.
+  // Whole rows of tpr * P packs take the Full form (16384 x 4096 on an H200: RMS norm bf16 0.84-0.86 of
+  // copy bandwidth against 0.83-0.85, f32 0.915-0.918 against 0.897-0.902). LayerNorm gains with 4 packs per
+  // thread; with 8 the compiler keeps every widened element of its two passes live (117 registers against
+  // 64, and 0.68-0.70 against 0.75-0.77). The residual sum gained nothing.
   const bool full = vec && p.rows.len / V == int64_t{rl.tpr} * rl.packs;
   auto vector_kernel = [&](auto kind, auto packs) {
     constexpr NormKind K = decltype(kind)::value;
     constexpr int P = decltype(packs)::value;
-    if constexpr (K == NormKind::Rms)
+    if constexpr (K != NormKind::AddRms)
       if (full)
         return launch_dependent(norm_kernel<T, Wt, V, P, K, true>, rl.blocks, rl.threads, 0, stream, p);
     launch_dependent(norm_kernel<T, Wt, V, P, K, false>, rl.blocks, rl.threads, 0, stream, p);
@@ -233,12 +231,14 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
     using Small = std::integral_constant<int, kSmallPacks>;
     if (!vec)
       launch_dependent(norm_kernel<T, Wt, 1, kSmallPacks, K, false>, rl.blocks, rl.threads, 0, stream, p);
-    else if constexpr (K == NormKind::AddRms)
+    else if constexpr (long_row_packs<T>(K) == kLongRowPacks) {
+      if (rl.packs == kLongRowPacks)
+        vector_kernel(kind, std::integral_constant<int, kLongRowPacks>{});
+      else
+        vector_kernel(kind, Small{});
+    } else {
       vector_kernel(kind, Small{});
-    else if (rl.packs == kLongRowPacks)
-      vector_kernel(kind, std::integral_constant<int, kLongRowPacks>{});
-    else
-      vector_kernel(kind, Small{});
+    }
   };
   if (kind == NormKind::Rms)
     go(std::integral_constant<NormKind, NormKind::Rms>{});

@@ -282,40 +282,6 @@ __device__ __forceinline__ float row_max(float v, int tpr) {
   return m;
 }
 
-/// Element count, mean and sum of squared deviations from the mean of part of a row.
-struct Moments {
-  float n, mean, m2;
-};
-
-/// Moments of the union of two parts (Chan, Golub and LeVeque), free of the cancellation of
-/// E[x^2] - mean^2. Symmetric in its operands to the last bit (the products of the mean are kept apart
-/// from the sum), so both partners of a butterfly get the same result.
-__device__ __forceinline__ Moments merge_moments(const Moments& a, const Moments& b) {
-  const float n = a.n + b.n;
-  if (n == 0.f) return a;
-  const float d = b.mean - a.mean, inv_n = fast_rcp(n);
-  return {n, __fadd_rn(__fmul_rn(a.n, a.mean), __fmul_rn(b.n, b.mean)) * inv_n,
-          a.m2 + b.m2 + d * d * (a.n * b.n * inv_n)};
-}
-
-/// Moments over the `tpr` threads of each row, in one reduction (see row_sum). Every thread of the block
-/// must call it; every thread of a row gets the same values.
-__device__ __forceinline__ Moments row_moments(Moments v, int tpr) {
-  __shared__ Moments partial[32];
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1)
-    v = merge_moments(v, {__shfl_xor_sync(0xffffffffu, v.n, o), __shfl_xor_sync(0xffffffffu, v.mean, o),
-                          __shfl_xor_sync(0xffffffffu, v.m2, o)});
-  if (tpr == 32) return v;
-  const int warps = tpr / 32, first = static_cast<int>(threadIdx.x) / tpr * warps;
-  __syncthreads();
-  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
-  __syncthreads();
-  Moments m = partial[first];
-  for (int w = 1; w < warps; ++w) m = merge_moments(m, partial[first + w]);
-  return m;
-}
-
 /// Launch shape of a row kernel: tpr threads per row, `packs` (kSmallPacks or `large`) held per thread,
 /// blocks of max(tpr, 128) threads. Many independent warps per SM keep loads in flight while others
 /// reduce, so a block is never wider than its row needs.
