@@ -39,13 +39,23 @@ constexpr int long_row_packs(NormKind kind) {
   return kind == NormKind::Rms && sizeof(T) == 4 ? kLongRowPacks : kSmallPacks;
 }
 
+// Blocks per SM that an instance's register budget must allow. f32 LayerNorm rows in the Full form fit in 45
+// registers without spilling, and five blocks of 256 threads then share an SM instead of four (16384 x 4096
+// on an H200: 0.915 of copy bandwidth against 0.891-0.896); the 16-bit forms spill under that cap (bf16
+// 0.63 against 0.79).
+template <class T, NormKind K, bool Full>
+constexpr int norm_min_blocks() {
+  return K == NormKind::Layer && Full && sizeof(T) == 4 ? 5 : 1;
+}
+
 // One instance per kind: the kind's work (the residual sum, the mean) is fixed at compile time, so no
 // instance carries the others' branches. Packs are counted in 32 bits (a row holds fewer than 2^31
 // elements).
 // Full: every row is exactly tpr * P packs, so each thread owns P of them; the threads of a row past the
 // last one read that last row and store nothing. No per-pack bounds checks or re-reads then remain.
 template <class T, class Wt, int W, int P, NormKind K, bool Full>
-__global__ void __launch_bounds__(kMaxRowThreads) norm_kernel(NormParams<T, Wt> p) {
+__global__ void __launch_bounds__(kMaxRowThreads, norm_min_blocks<T, K, Full>())
+    norm_kernel(NormParams<T, Wt> p) {
   static_assert(!Full || K != NormKind::AddRms, "the residual sum would be stored for rows past the last");
   wait_for_producer();
   allow_dependents();
