@@ -183,15 +183,6 @@ void launch_decode(const Params& p, const Tensor& q, cudaStream_t stream) {
   attn::launch_flash_decode(p, split, kind, stream);
 }
 
-// Every row of `t` starts on a 16-byte boundary, as the vectorised kernels load it.
-bool rows_aligned16(const Tensor& t) {
-  const int64_t per16 = 16 / element_size(t.dtype());
-  if (reinterpret_cast<uintptr_t>(t.data()) % 16 != 0) return false;
-  for (int dim = 0; dim < 3; ++dim)
-    if (t.dim(dim) > 1 && t.stride(dim) % per16 != 0) return false;
-  return true;
-}
-
 void fill_strides(const Tensor& t, int64_t (&s)[3]) {
   for (int dim = 0; dim < 3; ++dim) s[dim] = t.stride(dim);
 }

@@ -128,7 +128,7 @@ void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   const unsigned grid = static_cast<unsigned>(t);
   const int64_t out_row_bytes = d * element_size(out.dtype());
   if (tt == out.dtype() && table.stride(1) == 1 && row_bytes % 16 == 0 && out_row_bytes % 16 == 0 &&
-      reinterpret_cast<uintptr_t>(pt) % 16 == 0 && reinterpret_cast<uintptr_t>(out.data()) % 16 == 0) {
+      aligned16(pt) && aligned16(out.data())) {
     launch_dependent(embedding_copy_kernel<kCopyThreads, kCopyUnroll>, grid, kCopyThreads, 0, s, pt,
                      row_bytes, v, pi, out_row_bytes / 16, static_cast<uint4*>(out.data()));
     return;

@@ -17,8 +17,7 @@ namespace {
 
 // An f32 copy of `t` in pool scratch unless it already is dense f32 at a 16-byte aligned address.
 Tensor f32_aligned(const Tensor& t) {
-  if (t.dtype() == DType::F32 && t.is_contiguous() && reinterpret_cast<uintptr_t>(t.data()) % 16 == 0)
-    return t;
+  if (t.dtype() == DType::F32 && t.is_contiguous() && aligned16(t.data())) return t;
   const Tensor c = Tensor::empty(t.context(), t.shape(), DType::F32, Storage::Pool);
   metallic::copy(t, c);
   return c;

@@ -317,8 +317,7 @@ void gemv(const Tensor& x, const Tensor& w, const float* bias, const Tensor& out
     return;
   }
   // x is read in 16-byte vectors (K is a multiple of 8 here); an unaligned view goes through an aligned copy.
-  const bool aligned =
-      reinterpret_cast<uintptr_t>(x.data()) % 16 == 0 && (x.stride(0) * element_size(x.dtype())) % 16 == 0;
+  const bool aligned = rows_aligned16(x);
   MemoryPool& pool = x.context()->pool();
   const MemoryPool::Mark mark = pool.mark();
   Tensor xa = x;

@@ -965,8 +965,8 @@ void launch(DType wt, const uint8_t* w, int64_t row_bytes, int64_t data_bytes, c
   if (wt == DType::Q8_0X8)
     return launch_grouped<32, T, MM>(w, row_bytes, xq, xs, Kp, M, K, N, bias, out, e, rk, s);
   // Rows of whole 16-byte vectors per unit, 32 of them within the 32-bit offsets of one block's copies.
-  const bool whole = K % kUnitElems == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0 && row_bytes % 16 == 0 &&
-                     row_bytes < (int64_t{1} << 26);
+  const bool whole =
+      K % kUnitElems == 0 && aligned16(w) && row_bytes % 16 == 0 && row_bytes < (int64_t{1} << 26);
   // Measured on an H200: against one row of x the staged kernel streams a wide W as fast or faster (Q8_0
   // 0.53 against 0.44 of the copy bandwidth at 4096 x 11008, Q4_0 0.36 against 0.34); more rows of x, whose
   // products share each decoded weight (2-2.3x at 8 rows), and narrow W (4-14%) favour the rows kernel.
@@ -1006,9 +1006,7 @@ void gemv_typed(const Tensor& x, const Tensor& w, int64_t row_bytes, const float
   // Rows of x (and the gain) on 16-byte boundaries load a thread's 8 elements in one or two instructions
   // rather than eight: this kernel's latency is on every quantized product's path (7B-shape decode on an
   // H200: Q4_0 627.6-628.4 against 612.0-613.1 tok/s, Q8_0 405.2-405.7 against 397.4-398.8).
-  const auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool vec =
-      a16(x.data()) && (x.stride(0) * static_cast<int64_t>(sizeof(T))) % 16 == 0 && (!f.norm || a16(f.norm));
+  const bool vec = rows_aligned16(x) && (!f.norm || aligned16(f.norm));
   // A programmatic dependent of the kernel before, so that its launch, and through its early trigger the
   // GEMV's first weight loads, overlap that kernel's tail.
   launch_dependent(f.rms_norm ? quantize_x_kernel<T, true> : quantize_x_kernel<T, false>, qgrid, threads, 0,

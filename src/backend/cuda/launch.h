@@ -25,6 +25,19 @@ inline int64_t row_stride_bytes(const Tensor& t) {
                                  : t.stride(0) * element_size(t.dtype());
 }
 
+/// True when `p` sits on a 16-byte boundary, as 16-byte vector loads and stores need.
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+/// True when every row of `t` (each index of the dimensions before the last) starts on a 16-byte boundary,
+/// as the vectorised kernels load it.
+inline bool rows_aligned16(const Tensor& t) {
+  if (!aligned16(t.data())) return false;
+  const int64_t bytes = element_size(t.dtype());
+  for (int dim = 0; dim + 1 < t.rank(); ++dim)
+    if (t.dim(dim) > 1 && t.stride(dim) * bytes % 16 != 0) return false;
+  return true;
+}
+
 /// Grid size for a grid-stride loop over `n` items with `threads` per block.
 inline unsigned blocks_for(int64_t n, int threads) {
   const int64_t blocks = (n + threads - 1) / threads;

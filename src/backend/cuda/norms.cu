@@ -238,17 +238,14 @@ void launch(NormKind kind, const Tensor& x, const Tensor& residual, const Tensor
   };
   auto go = [&](auto kind) {
     constexpr NormKind K = decltype(kind)::value;
-    using Small = std::integral_constant<int, kSmallPacks>;
+    // row_launch gave each thread kSmallPacks or this kind's long-row count.
+    constexpr int kLong = long_row_packs<T>(K);
     if (!vec)
       launch_dependent(norm_kernel<T, Wt, 1, kSmallPacks, K, false>, rl.blocks, rl.threads, 0, stream, p);
-    else if constexpr (long_row_packs<T>(K) == kLongRowPacks) {
-      if (rl.packs == kLongRowPacks)
-        vector_kernel(kind, std::integral_constant<int, kLongRowPacks>{});
-      else
-        vector_kernel(kind, Small{});
-    } else {
-      vector_kernel(kind, Small{});
-    }
+    else if (rl.packs == kLong)
+      vector_kernel(kind, std::integral_constant<int, kLong>{});
+    else
+      vector_kernel(kind, std::integral_constant<int, kSmallPacks>{});
   };
   if (kind == NormKind::Rms)
     go(std::integral_constant<NormKind, NormKind::Rms>{});
