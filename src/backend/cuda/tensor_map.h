@@ -34,6 +34,9 @@ inline PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
 /// A map over a 16-bit (bf16 or f16) [batch, heads, rows, d] operand with element strides `stride` (batch,
 /// head, row) whose box is `box_rows` rows of one kTmaCols-element column block, swizzled by 128 bytes;
 /// rows past the end read as zeros. False when the driver cannot describe the layout.
+/// L2 fills are promoted to 128 bytes, one box row: with 256 the first column block's copy also fetched the
+/// second's lines, and decode attention (B16 Hkv8 L=32768 D128 on an H200) took 0.491-0.501 ms against
+/// 0.479-0.488.
 inline bool make_head_map(CUtensorMap& map, bool bf16, const void* data, int batch, int heads, int rows,
                           int d, const int64_t (&stride)[3], int box_rows) {
   const auto encode = tensor_map_encoder();
@@ -53,7 +56,7 @@ inline bool make_head_map(CUtensorMap& map, bool bf16, const void* data, int bat
   const cuuint32_t unit[4] = {1, 1, 1, 1};
   const CUtensorMapDataType type = bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
   return encode(&map, type, 4, const_cast<void*>(data), dims, strides, box, unit,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
