@@ -25,9 +25,10 @@ class Harness {
   void* stream() const;
 
   /// Median over `iters` runs (after `warmup` runs) of fn's time on the context's stream, measured with
-  /// CUDA events around each call. With `flush_l2` a 256 MiB buffer is read before each timed run (outside
-  /// the events) so that inputs smaller than L2 do not stay cached between runs.
-  double time_ms(const std::function<void()>& fn, bool flush_l2 = false, int iters = 30, int warmup = 5);
+  /// CUDA events around each call. Before each timed run (outside the events) a 256 MiB buffer is read:
+  /// the device is then still busy when fn's work is enqueued, so the host's launch path stays off the
+  /// clock, and L2 holds only clean, unrelated lines, so inputs smaller than L2 are not cached between runs.
+  double time_ms(const std::function<void()>& fn, int iters = 30, int warmup = 5);
 
   /// Prints one JSON line {op, shape, dtype, ms, GBps, frac_copy, TFLOPs, frac_gemm}. `bytes` is the
   /// memory traffic the op needs at least (0: not memory-bound, GBps/frac_copy null); `flops` the

@@ -4,9 +4,9 @@
 usage: python3 bench/compare.py [build/bench/metallic_bench] [--filter SUBSTRING] [--modules a,b]
 
 Each bench/torch/<name>.py defines run(timer) returning a list of {"op", "shape", "dtype", "ms"}
-(optionally run(timer, filter) to skip work); timer(fn, flush_l2=False) is the CUDA-event median of 30 calls after 5
-warm-ups (flush_l2 evicts L2 before each timed call, as the C++ side's time_ms(fn, true)). Rows join on (op, shape, dtype). When $OUT is set, the raw JSON of both sides and the table are
-written there.
+(optionally run(timer, filter) to skip work); timer(fn) is the CUDA-event median of 30 calls after 5 warm-ups,
+each timed call preceded by a read of 256 MiB, as on the C++ side (Harness::time_ms). Rows join on (op, shape,
+dtype). When $OUT is set, the raw JSON of both sides and the table are written there.
 """
 import argparse
 import importlib.util
@@ -25,9 +25,10 @@ def make_timer():
 
     flush_buf = torch.zeros(64 << 20, dtype=torch.int32, device="cuda")
 
-    def timer(fn, iters=30, warmup=5, flush_l2=False):
-        # flush_l2: read 256 MiB before each timed call (outside the events), like Harness::time_ms: L2 then
-        # holds clean lines only, so the timed call pays no write-back of an earlier call's output.
+    def timer(fn, iters=30, warmup=5):
+        # Read 256 MiB before each timed call (outside the events), like Harness::time_ms: the GPU is still
+        # busy when the call is enqueued, so Python's and the dispatcher's launch path stay off the clock,
+        # and L2 holds clean lines only, so the call pays no write-back of an earlier call's output.
         for _ in range(warmup):
             fn()
         torch.cuda.synchronize()
@@ -35,8 +36,7 @@ def make_timer():
         stop = torch.cuda.Event(enable_timing=True)
         times = []
         for i in range(iters):
-            if flush_l2:
-                flush_buf.sum()
+            flush_buf.sum()
             start.record()
             fn()
             stop.record()

@@ -68,7 +68,7 @@ Harness::~Harness() {
 
 void* Harness::stream() const { return ctx_->native().stream; }
 
-double Harness::time_ms(const std::function<void()>& fn, bool flush_l2, int iters, int warmup) {
+double Harness::time_ms(const std::function<void()>& fn, int iters, int warmup) {
   auto s = static_cast<cudaStream_t>(stream());
   for (int i = 0; i < warmup; ++i) fn();
   MTL_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -77,7 +77,7 @@ double Harness::time_ms(const std::function<void()>& fn, bool flush_l2, int iter
   MTL_CUDA_CHECK(cudaEventCreate(&stop));
   std::vector<float> times;
   for (int i = 0; i < iters; ++i) {
-    if (flush_l2) evict_l2(flush_, kFlushBytes, s);
+    evict_l2(flush_, kFlushBytes, s);
     MTL_CUDA_CHECK(cudaEventRecord(start, s));
     fn();
     MTL_CUDA_CHECK(cudaEventRecord(stop, s));

