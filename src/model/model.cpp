@@ -336,9 +336,9 @@ void Model::run(const Tensor& x, const Placement& placement, const KVCache& cach
     // Every RMSNorm runs inside the product that reads its output, and every residual add inside the
     // product that feeds it: x stays the residual stream throughout.
     const auto normed = [&](const Tensor& gain, LinearEpilogue epilogue = LinearEpilogue::Store) {
-      return FusedLinearOptions{true, gain, c.rms_eps, epilogue};
+      return FusedLinearOptions{true, gain, c.rms_eps, epilogue, true};
     };
-    const FusedLinearOptions accumulate{false, {}, 0.f, LinearEpilogue::Accumulate};
+    const FusedLinearOptions accumulate{false, {}, 0.f, LinearEpilogue::Accumulate, true};
     for (size_t l = 0; l < layers_.size(); ++l) {
       const LayerWeights& L = layers_[l];
       const auto layer = static_cast<int64_t>(l);

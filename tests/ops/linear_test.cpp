@@ -9,6 +9,7 @@
 #include "metallic/ops/embedding.h"
 #include "metallic/ops/group_blocks.h"
 #include "metallic/ops/matmul.h"
+#include "metallic/ops/norms.h"
 #include "test_support.h"
 
 namespace metallic {
@@ -211,6 +212,35 @@ TEST_P(LinearMisc, LeadingDimsAndOddSizes) {
   linear(x2, w, Tensor(), out);
   EXPECT_LE(test::max_rel_error(out.contiguous().to_vector<float>(), reference(xv, 6, 7, wv, 5, nullptr)),
             1e-5);
+}
+
+TEST_P(LinearMisc, WeightWrittenByTheOpJustBefore) {
+  // The weight is the output of the op just before, an RMSNorm over its rows (a kernel that lets its
+  // dependents launch before it ends): the product must see every row as that op wrote it, each round.
+  const int64_t n = 4096, k = 4096;
+  const float eps = 1e-5f;
+  const auto gv = test::random_floats(k, 60), xv = test::random_floats(k, 61);
+  Tensor gain = Tensor::from_vector<float>(ctx, gv, {k});
+  Tensor x = Tensor::from_vector<float>(ctx, xv, {1, k});
+  Tensor w = Tensor::empty(ctx, {n, k}, DType::F32), y = Tensor::empty(ctx, {1, n}, DType::F32);
+  for (uint32_t round = 0; round < 3; ++round) {
+    const auto sv = test::random_floats(static_cast<size_t>(n * k), 62 + round);
+    Tensor src = Tensor::from_vector<float>(ctx, sv, {n, k});
+    rms_norm(src, gain, eps, w);
+    linear(x, w, Tensor(), y);
+    std::vector<double> want(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) {
+      double ss = 0, dot = 0;
+      for (int64_t p = 0; p < k; ++p)
+        ss += static_cast<double>(sv[static_cast<size_t>(j * k + p)]) * sv[static_cast<size_t>(j * k + p)];
+      const double inv = 1.0 / std::sqrt(ss / static_cast<double>(k) + eps);
+      for (int64_t p = 0; p < k; ++p)
+        dot += static_cast<double>(xv[static_cast<size_t>(p)]) * sv[static_cast<size_t>(j * k + p)] * inv *
+               gv[static_cast<size_t>(p)];
+      want[static_cast<size_t>(j)] = dot;
+    }
+    EXPECT_LE(relative_l2(y.to_vector<float>(), want), 1e-5) << "round " << round;
+  }
 }
 
 TEST_P(LinearMisc, Errors) {

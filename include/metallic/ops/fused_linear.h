@@ -21,6 +21,9 @@ struct FusedLinearOptions {
   Tensor norm_weight;     ///< [K] in f32 or x's dtype, or undefined (ones)
   float eps = 1e-6f;      ///< the norm's epsilon
   LinearEpilogue epilogue = LinearEpilogue::Store;
+  /// weight, bias and norm_weight are not written by the op just before this one on the stream (a model's
+  /// parameters): their loads may then start while that op finishes. Otherwise every read waits for it.
+  bool static_weights = false;
 };
 
 /// out = epilogue(x' @ weight^T + bias). x [..., K] (K > 0) in f32, f16 or bf16; weight [N, K] and bias as

@@ -31,7 +31,10 @@ void fused_gemv(const Tensor& x, const Tensor& weight, const Tensor& bias, const
   const MemoryPool::Mark mark = pool.mark();
   const Tensor b = bias.defined() ? f32_aligned(bias) : Tensor();
   const Tensor g = o.rms_norm && o.norm_weight.defined() ? f32_aligned(o.norm_weight) : Tensor();
-  const GemvFusion f{o.rms_norm, g.defined() ? g.data_as<float>() : nullptr, o.eps, o.epilogue, rope_kv};
+  // A scratch copy of the bias or gain is written just before, but by a copy that lets no dependent launch
+  // before it ends, so the caller's word on static weights holds for it too.
+  const GemvFusion f{o.rms_norm,      g.defined() ? g.data_as<float>() : nullptr, o.eps, o.epilogue, rope_kv,
+                     o.static_weights};
   gemv(x, weight, b.defined() ? b.data_as<float>() : nullptr, out, stream_of(x), f);
   pool.release(mark);  // stream order makes the scratch reusable by later work on this stream
 }

@@ -77,6 +77,7 @@ struct DenseArgs {
   int K;
   const float* norm;  // RMSNorm gain, null: ones (used with Norm only)
   float eps;
+  bool static_weights;  // W may be read before the kernel before has finished
   GemvOut<T> o;
 };
 
@@ -147,8 +148,9 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   const double inv_freq = pair_inv_freq<MM, R, Epi>(a.o, tid);
   const int chunks = a.K / 8;
   float acc[R][MM] = {}, ss[MM] = {};
-  // Launched as a programmatic dependent: the first weight loads overlap the end of the kernel that
-  // writes x, and everything past the wait may read x and write out.
+  // Launched as a programmatic dependent: with static weights the first weight loads overlap the end of the
+  // kernel that writes x, and everything past the wait may read x and write out.
+  if (!a.static_weights) wait_for_producer();
   if constexpr (Ahead) {
     uint4 cur[U][R][kVecs<E>], next[U][R][kVecs<E>];
     dense_load<E, R>(cur, rows, tid, chunks);
@@ -255,6 +257,7 @@ void launch(const Tensor& x, const Tensor& w, int64_t row_bytes, const float* bi
       static_cast<int>(x.dim(1)),
       f.norm,
       f.eps,
+      f.static_weights,
       {static_cast<int>(x.dim(0)), static_cast<int>(w.dim(0)), bias,
        out.defined() ? out.data_as<T>() : nullptr, f.rope_kv ? *f.rope_kv : RopeKvEpilogue{}}};
   // R weight rows per block in every form (SwiGLU: R / 2 gate rows and their up rows).

@@ -27,6 +27,8 @@ struct GemvFusion {
   LinearEpilogue epilogue = LinearEpilogue::Store;
   /// When set (epilogue Store, `out` unused), the product goes to RoPE and the KV caches.
   const RopeKvEpilogue* rope_kv = nullptr;
+  /// The weights, bias and gain are not written by the kernel before (FusedLinearOptions::static_weights).
+  bool static_weights = false;
 };
 
 /// out [M, N] (dense, x's dtype) = x [M, K] (dense rows, M <= kGemvMaxRows) times w^T, plus `bias` (f32 [N]

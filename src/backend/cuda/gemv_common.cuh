@@ -7,12 +7,14 @@
 
 namespace metallic::cuda::gemv_detail {
 
-/// A 16-byte load that bypasses L1 allocation: weights are read exactly once.
+/// A 16-byte load that bypasses L1 allocation: weights are read exactly once. It stays where it is written
+/// relative to wait_for_producer() (volatile): as a plain asm of its address alone it could be moved above
+/// the wait, and read weights that the kernel before is still writing.
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
   uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
   return v;
 }
 
