@@ -7,12 +7,15 @@
 
 namespace metallic::cuda::gemv_detail {
 
-/// A 16-byte load that bypasses L1 allocation: weights are read exactly once. It stays where it is written
+/// A 16-byte load that bypasses L1 allocation: weights are read exactly once. It is a coherent load: through
+/// the non-coherent path, weight rows that the kernel before had just written read stale under
+/// programmatic dependent launch even after the wait (LinearMisc.WeightWrittenByTheOpJustBefore on an H200:
+/// wrong rows in each of 10 runs, none with this load, at the same speed). It stays where it is written
 /// relative to wait_for_producer() (volatile): as a plain asm of its address alone it could be moved above
-/// the wait, and read weights that the kernel before is still writing.
+/// the wait.
 __device__ __forceinline__ uint4 ld_stream(const void* p) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+  asm volatile("ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
