@@ -2,7 +2,7 @@
 // so everything serves keeping many 16-byte weight loads in flight on every SM and the grid's tail short:
 // - dense weights: a block owns R rows and its 4 warps split every row: thread t takes the 16-byte chunks
 //   t, t + 128, ... (8 elements each), U of them per row and step, all loads of a step issued before any is
-//   used, with L1-bypassing non-coherent loads (W is read once) while x (small, reused by every row) goes
+//   used, with L1-bypassing loads (W is read once) while x (small, reused by every row) goes
 //   through L1. A block is a few memory round trips long, so thousands of them spread evenly over the SMs,
 //   and a shared-memory sum joins the warps' partial dot products. Once its loads have returned, a block
 //   lets the next kernel launch, so that kernel's own weight loads overlap this one's reductions. A plain
@@ -83,7 +83,7 @@ struct DenseArgs {
 
 // Chunks per row and step: 8 16-byte vectors in flight per thread (R * V when that is more).
 template <class E, int R>
-constexpr int kDenseUnroll = R* kVecs<E> >= 8 ? 1 : 8 / (R * kVecs<E>);
+constexpr int kDenseUnroll = (R * kVecs<E>) >= 8 ? 1 : 8 / (R * kVecs<E>);
 
 // Issues the weight loads of the step whose first chunk is c0 (zeros past the row).
 template <class E, int R, int U = kDenseUnroll<E, R>>
