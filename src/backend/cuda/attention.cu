@@ -127,12 +127,6 @@ int64_t decode_chunks(int64_t tiles_of_rows, int64_t keys, int64_t slots, int64_
   return best;
 }
 
-int sm_count(int device) {
-  int n = 0;
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-  return n;
-}
-
 struct ClusterLimitKey {
   int device;
   attn::Kind kind;

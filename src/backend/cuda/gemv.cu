@@ -291,12 +291,7 @@ unsigned ahead_resident() {
 // 806 against 872.
 template <class T>
 bool eight_rows_ahead(const Tensor& w) {
-  static const unsigned sms = [] {
-    int device = 0, n = 0;
-    MTL_CUDA_CHECK(cudaGetDevice(&device));
-    MTL_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-    return static_cast<unsigned>(n);
-  }();
+  static const auto sms = static_cast<unsigned>(sm_count(current_device()));
   unsigned resident = 0;
   switch (w.dtype()) {
     case DType::F32: resident = ahead_resident<float, T>(); break;

@@ -44,13 +44,27 @@ inline unsigned blocks_for(int64_t n, int threads) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
 }
 
+/// The current device's index.
+inline int current_device() {
+  int device = 0;
+  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
+}
+
 /// Compute capability of the current device as major * 10 + minor (90 on Hopper).
 inline int compute_capability() {
-  int device = 0, major = 0, minor = 0;
-  MTL_CUDA_CHECK(cudaGetDevice(&device));
+  const int device = current_device();
+  int major = 0, minor = 0;
   MTL_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   MTL_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   return 10 * major + minor;
+}
+
+/// Streaming multiprocessors of CUDA device `device`.
+inline int sm_count(int device) {
+  int n = 0;
+  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+  return n;
 }
 
 /// Blocks of `kernel` (`threads` each, `smem` bytes of dynamic shared memory) that fit on the current device
@@ -58,9 +72,8 @@ inline int compute_capability() {
 /// among them) make no runtime queries.
 template <class Kernel>
 unsigned resident_blocks(Kernel kernel, int threads, int smem) {
-  int device = 0, sms = 0, per_sm = 0;
-  MTL_CUDA_CHECK(cudaGetDevice(&device));
-  MTL_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = sm_count(current_device());
+  int per_sm = 0;
   MTL_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
   return static_cast<unsigned>(sms * per_sm > 1 ? sms * per_sm : 1);
 }
