@@ -92,12 +92,20 @@ class Linear : public test::DeviceTest<Param> {
     Tensor b = with_bias ? Tensor::from_vector<float>(ctx, bv, {n}) : Tensor();
     Tensor y = linear(x, w, b);
     ASSERT_EQ(y.shape(), (Shape{m, n}));
-    const auto want = reference(xv, m, k, wdeq, n, with_bias ? &bv : nullptr);
-    const std::vector<float> got = y.to_vector<float>();
+    expect_close(y.to_vector<float>(), xv, wdeq, m, k, n, with_bias ? &bv : nullptr);
+  }
+
+  // Checks y = x W^T (+ bias) for this case's types against a double-precision reference built from the
+  // values x and W hold (`xv`, `wdeq`).
+  void expect_close(const std::vector<float>& got, const std::vector<float>& xv,
+                    const std::vector<float>& wdeq, int64_t m, int64_t k, int64_t n,
+                    const std::vector<float>* bias) {
+    const auto [dev, wt, xt] = GetParam();
+    const auto want = reference(xv, m, k, wdeq, n, bias);
     if (dev.is_cuda() && m <= 8 && is_quantized(wt)) {
       // The CUDA GEMV rounds x to 8 bits per block of 32 first. Against x rounded the same way only f32
       // sums remain, plus one rounding to x's dtype (half an ulp: 2^-11 for f16, 2^-8 for bf16).
-      const auto want_q = reference(quantize_x8(xv), m, k, wdeq, n, with_bias ? &bv : nullptr);
+      const auto want_q = reference(quantize_x8(xv), m, k, wdeq, n, bias);
       const double round = xt == DType::BF16 ? 3.9e-3 : xt == DType::F16 ? 4.9e-4 : 0.0;
       const double sums = 1e-5 * std::max(1.0, static_cast<double>(k) / 4096);  // f32 sums grow with K
       EXPECT_LE(test::max_rel_error(got, want_q, 1.0), sums + round)
@@ -163,6 +171,35 @@ TEST_P(Linear, GemvWholeRowTiles) {
   run_case(1, 2560, 1100, true, 30);
   run_case(1, 768, 4101, false, 31, false, 16);
   run_case(1, 256 * 74, 523, true, 32);
+}
+
+TEST_P(Linear, InputWrittenByTheOpJustBefore) {
+  // x is rewritten each round by an RMSNorm (a kernel that lets its dependents launch before it ends) while
+  // the product before still holds x's old values in its caches: every product must see x as the norm just
+  // wrote it. One row and four rows of x take different kernels; no round waits for the one before.
+  const auto [dev, wt, xt] = GetParam();
+  const int64_t k = 2048, n = 2048, rounds = 4;
+  std::vector<float> wdeq;
+  const Tensor w = make_weight(ctx, wt, n, k, 70, wdeq);
+  const Tensor gain = Tensor::from_vector<float>(ctx, test::random_floats(k, 71), {k});
+  for (const int64_t m : {1, 4}) {
+    Tensor x = Tensor::empty(ctx, {m, k}, xt);
+    std::vector<Tensor> src, y;
+    for (int64_t r = 0; r < rounds; ++r) {
+      src.push_back(cast(
+          Tensor::from_vector<float>(
+              ctx, test::random_floats(static_cast<size_t>(m * k), 72 + static_cast<uint32_t>(r)), {m, k}),
+          xt));
+      rms_norm(src.back(), gain, 1e-5f, x);
+      y.push_back(linear(x, w));
+    }
+    for (int64_t r = 0; r < rounds; ++r) {
+      // The same kernel into a tensor of its own gives the exact values the product read.
+      const std::vector<float> xv = rms_norm(src[static_cast<size_t>(r)], gain, 1e-5f).to_vector<float>();
+      SCOPED_TRACE("m=" + std::to_string(m) + " round " + std::to_string(r));
+      expect_close(y[static_cast<size_t>(r)].to_vector<float>(), xv, wdeq, m, k, n, nullptr);
+    }
+  }
 }
 
 TEST_P(Linear, BatchedRows) {

@@ -137,6 +137,31 @@ TEST_P(Norms, LayerNormMatchesDoubleReference) {
   }
 }
 
+TEST_P(Norms, WeightWrittenByTheOpJustBefore) {
+  // The weight is rewritten each round by an RMSNorm over one row (a kernel that lets its dependents launch
+  // before it ends) while the norm before still holds the old weight in its caches. Rounds alternate
+  // layer_norm and rms_norm; no round waits for the one before.
+  const int64_t rows = 1024, h = 4096, rounds = 6;
+  const auto [x, vx] = input({rows, h}, 50, dtype());
+  const auto [g, vg] = input({h}, 51, dtype(), 0.5f, 1.5f);
+  const Tensor w = poisoned({1, h});
+  std::vector<Tensor> src, out;
+  for (int64_t r = 0; r < rounds; ++r) {
+    src.push_back(input({1, h}, 52 + static_cast<uint32_t>(r), dtype()).first);
+    rms_norm(src.back(), g, 1e-5f, w);
+    const Tensor wh = w.reshape({h});
+    out.push_back(r % 2 ? rms_norm(x, wh, 1e-5f) : layer_norm(x, wh, Tensor(), 1e-5f));
+  }
+  for (int64_t r = 0; r < rounds; ++r) {
+    // The same kernel into a tensor of its own gives the exact weight the norm read.
+    const std::vector<float> vw = rms_norm(src[static_cast<size_t>(r)], g, 1e-5f).to_vector<float>();
+    const double err =
+        test::max_rel_error(out[static_cast<size_t>(r)].to_vector<float>(),
+                            r % 2 ? rms_reference(vx, h, vw, 1e-5) : layer_reference(vx, h, vw, {}, 1e-5));
+    EXPECT_TRUE(err <= tolerance(dtype()) * 2) << "round " << r << " err " << err;
+  }
+}
+
 // Rows far from zero whose first value is an outlier: the variance must not come out of E[x^2] - E[x]^2
 // about zero, nor lose its precision to a shift at the outlier.
 TEST_P(Norms, LayerNormKeepsPrecisionFarFromZero) {
