@@ -209,8 +209,10 @@ TEST_P(Linear, BatchedRows) {
 }
 
 TEST_P(Linear, LongRowsFourPerBlock) {
-  // One row of x against 2048 or more long weight rows: blocks take 4 rows and loop over several steps.
+  // One row of x against 2048 or more long weight rows: blocks take 4 rows and loop over several steps
+  // (the grouped Q4_0 rows from K = 8224 on).
   run_case(1, 4864, 2050, true, 9);
+  run_case(1, 9216, 2050, false, 19);
 }
 
 TEST_P(Linear, LargeK) {

@@ -834,8 +834,9 @@ void launch_rows(const uint8_t* w, int64_t row_bytes, int units, const int8_t* x
 // ---- grouped rows (Q4_0X8, Q8_0X8) ----------------------------------------------------------------------
 // Every block's quants are an aligned 16-byte vector (two for Q8_0X8) and its scale sits in its group's first
 // 16 bytes, so the dense GEMV's scheme carries over: a block owns R weight rows, thread t takes the quant
-// blocks t, t + 128, ... of each, U per row and step with all their loads issued before any is used, and the
-// x quants it meets come through L1 (every row reuses them); gemv_epilogue.cuh joins the warps.
+// blocks t, t + 128, ... of each, U per row and step with all their loads issued before any is used (long
+// Q4_0X8 rows: half-size steps, each issued before the one before is used), and the x quants it meets come
+// through L1 (every row reuses them); gemv_epilogue.cuh joins the warps.
 
 template <class T>
 struct GroupedArgs {
@@ -863,11 +864,16 @@ __device__ __forceinline__ float grouped_dot(const uint4 (&q)[QB / 16], float dw
   }
 }
 
-template <int QB, class T, int MM, int R, gemv_detail::Epilogue Epi>
+// U quant blocks per row and step (default: 8 quant vectors in flight per thread). With Ahead, the next
+// step's loads are issued before the current step is used, so a block keeps two steps in flight.
+template <int QB, int R>
+constexpr int kGroupedUnroll = (QB / 16) * R >= 8 ? 1 : 8 / ((QB / 16) * R);
+
+template <int QB, class T, int MM, int R, gemv_detail::Epilogue Epi, int U = kGroupedUnroll<QB, R>,
+          bool Ahead = false>
 __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kernel(GroupedArgs<T> a) {
   using namespace gemv_detail;
-  constexpr int V = QB / 16, kGroupBytes = 16 + 8 * QB;
-  constexpr int U = R * V >= 8 ? 1 : 8 / (R * V);  // 8 quant vectors in flight per thread
+  constexpr int V = QB / 16, kGroupBytes = 16 + 8 * QB, kStep = kBlockThreads * U;
   const int tid = threadIdx.x, M = a.o.M, blocks = a.K / kXBlock, lds = a.Kp / kXBlock;
   const uint8_t* rows[R];
 #pragma unroll
@@ -876,10 +882,8 @@ __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kerne
   const double inv_freq = pair_inv_freq<MM, R, Epi>(a.o, tid);
   float acc[R][MM] = {};
   const float unused[MM] = {};
-  if (tid >= blocks) wait_for_producer();
-  for (int b0 = tid; b0 < blocks; b0 += kBlockThreads * U) {
-    uint4 q[U][R][V];
-    uint32_t d[U][R];
+  // The quants and scales of the step whose first block is b0 (zeros past the row).
+  const auto load = [&](int b0, uint4(&q)[U][R][V], uint32_t(&d)[U][R]) {
 #pragma unroll
     for (int j = 0; j < U; ++j) {
       const int b = b0 + kBlockThreads * j;
@@ -892,7 +896,8 @@ __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kerne
         d[j][r] = b < blocks ? __ldg(reinterpret_cast<const unsigned short*>(g) + (b & 7)) : 0u;
       }
     }
-    if (b0 == tid) wait_for_producer();  // x is quantized from here on
+  };
+  const auto step = [&](int b0, const uint4(&q)[U][R][V], const uint32_t(&d)[U][R]) {
 #pragma unroll
     for (int j = 0; j < U; ++j) {
       const int b = b0 + kBlockThreads * j;
@@ -909,16 +914,57 @@ __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kerne
         for (int r = 0; r < R; ++r) acc[r][m] += grouped_dot<QB>(q[j][r], dw[r], x);
       }
     }
+  };
+  if constexpr (Ahead) {
+    uint4 q[U][R][V], qn[U][R][V];
+    uint32_t d[U][R], dn[U][R];
+    load(tid, q, d);
+    wait_for_producer();  // x is quantized from here on
+    for (int b0 = tid; b0 < blocks; b0 += kStep) {
+      const bool more = b0 + kStep < blocks;
+      if (more) load(b0 + kStep, qn, dn);
+      step(b0, q, d);
+      if (!more) break;
+#pragma unroll
+      for (int j = 0; j < U; ++j)
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          d[j][r] = dn[j][r];
+#pragma unroll
+          for (int v = 0; v < V; ++v) q[j][r][v] = qn[j][r][v];
+        }
+    }
+  } else {
+    if (tid >= blocks) wait_for_producer();
+    for (int b0 = tid; b0 < blocks; b0 += kStep) {
+      uint4 q[U][R][V];
+      uint32_t d[U][R];
+      load(b0, q, d);
+      if (b0 == tid) wait_for_producer();  // x is quantized from here on
+      step(b0, q, d);
+    }
   }
   // No early trigger: the next kernel launches when this one ends. Measured on an H200, 7B-shape Q8_0
   // decode ran at 381 tok/s so against 351 with the dense kernel's early trigger (Q4_0 alike either way).
   finish_block<T, MM, R, false, Epi, false>(acc, unused, a.K, 0.f, a.o, inv_freq);
 }
 
+// With one row of x, rows longer than one step of loads take half-size steps with the next one in flight
+// (Ahead), where the unroll can be halved (Q4_0X8 below 8 rows per block). Measured on an H200: Q4_0X8
+// 1x11008x4096 0.49-0.50 of copy against 0.45, 7B-shape Q4_0 decode 645.3 / 646.9 against 640.8 / 640.2
+// tok/s. Q8_0X8 (one vector pair per step and row already) kept its speed with a full second step in flight
+// (7B-shape decode 410.6 / 406.5 against 409.6 / 409.8), and blocks of half as many rows, each with its own
+// half-size steps ahead, lost (Q4_0 623.0 / 623.8, Q8_0 399.1 / 399.8).
 template <int QB, class T, int MM, int R, gemv_detail::Epilogue Epi>
 void launch_grouped_rows(const GroupedArgs<T>& a, int rows_of_w, cudaStream_t s) {
-  launch_dependent(gemv_grouped_kernel<QB, T, MM, R, Epi>, static_cast<unsigned>((rows_of_w + R - 1) / R),
-                   gemv_detail::kBlockThreads, 0, s, a);
+  constexpr int U = kGroupedUnroll<QB, R>;
+  const auto grid = static_cast<unsigned>((rows_of_w + R - 1) / R);
+  if constexpr (QB == 16 && MM == 1 && U >= 2) {
+    if (a.K / kXBlock > gemv_detail::kBlockThreads * U)
+      return launch_dependent(gemv_grouped_kernel<QB, T, MM, R, Epi, U / 2, true>, grid,
+                              gemv_detail::kBlockThreads, 0, s, a);
+  }
+  launch_dependent(gemv_grouped_kernel<QB, T, MM, R, Epi>, grid, gemv_detail::kBlockThreads, 0, s, a);
 }
 
 // Weight rows per block as the dense GEMV picks them (one row of x: by the row's length; SwiGLU and RoPE pair
