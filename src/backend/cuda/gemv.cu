@@ -83,7 +83,13 @@ struct DenseArgs {
 
 // Chunks per row and step: 8 16-byte vectors in flight per thread (R * V when that is more).
 template <class E, int R>
-constexpr int kDenseUnroll = (R * kVecs<E>) >= 8 ? 1 : 8 / (R * kVecs<E>);
+constexpr int kDenseUnroll = step_unroll(R* kVecs<E>);
+
+// One step's weight vectors.
+template <class E, int R, int U = kDenseUnroll<E, R>>
+struct DenseStep {
+  uint4 w[U][R][kVecs<E>];
+};
 
 // Issues the weight loads of the step whose first chunk is c0 (zeros past the row).
 template <class E, int R, int U = kDenseUnroll<E, R>>
@@ -134,11 +140,10 @@ __device__ __forceinline__ void dense_step(const uint4 (&wv)[U][R][kVecs<E>], in
   }
 }
 
-// With Ahead, the next step's loads are issued before the current step is used, so a block keeps two
-// steps in flight; without, a block waits for each step's loads in turn.
+// With Ahead, a block keeps two steps of loads in flight (stream_steps); without, it waits for each in turn.
 template <class E, class T, int MM, int R, bool Norm, Epilogue Epi, bool Ahead>
 __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
-  constexpr int U = kDenseUnroll<E, R>, kPer = kThreads * U;
+  constexpr int U = kDenseUnroll<E, R>;
   const int tid = threadIdx.x;
   const uint4* rows[R];
 #pragma unroll
@@ -151,31 +156,12 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
   // Launched as a programmatic dependent: with static weights the first weight loads overlap the end of the
   // kernel that writes x, and everything past the wait may read x and write out.
   if (!a.static_weights) wait_for_producer();
-  if constexpr (Ahead) {
-    uint4 cur[U][R][kVecs<E>], next[U][R][kVecs<E>];
-    dense_load<E, R>(cur, rows, tid, chunks);
-    wait_for_producer();
-    for (int c0 = tid; c0 < chunks; c0 += kPer) {
-      const bool more = c0 + kPer < chunks;
-      if (more) dense_load<E, R>(next, rows, c0 + kPer, chunks);
-      dense_step<E, T, MM, R, Norm>(cur, c0, chunks, a, acc, ss);
-      if (!more) break;
-#pragma unroll
-      for (int j = 0; j < U; ++j)
-#pragma unroll
-        for (int r = 0; r < R; ++r)
-#pragma unroll
-          for (int v = 0; v < kVecs<E>; ++v) cur[j][r][v] = next[j][r][v];
-    }
-  } else {
-    if (tid >= chunks) wait_for_producer();
-    for (int c0 = tid; c0 < chunks; c0 += kPer) {
-      uint4 wv[U][R][kVecs<E>];
-      dense_load<E, R>(wv, rows, c0, chunks);
-      if (c0 == tid) wait_for_producer();
-      dense_step<E, T, MM, R, Norm>(wv, c0, chunks, a, acc, ss);
-    }
-  }
+  stream_steps<Ahead, DenseStep<E, R>>(
+      tid, chunks, kThreads * U,
+      [&](int c0, DenseStep<E, R>& st) { dense_load<E, R>(st.w, rows, c0, chunks); },
+      [&](int c0, const DenseStep<E, R>& st) {
+        dense_step<E, T, MM, R, Norm>(st.w, c0, chunks, a, acc, ss);
+      });
   finish_block<T, MM, R, Norm, Epi, true>(acc, ss, a.K, a.eps, a.o, inv_freq);
 }
 
