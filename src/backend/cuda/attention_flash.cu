@@ -298,6 +298,33 @@ __device__ __forceinline__ void store_out(const Params& p, int64_t offset, float
   else
     static_cast<T*>(p.out)[offset] = __float2half(val);
 }
+
+// Query head and query position of row `row` of a KV head's rows (its group's heads, Sq queries each).
+// Decode has one query, which spares the integer division.
+__device__ __forceinline__ int2 row_query(const Params& p, int kvh, int row) {
+  if (p.sq == 1) return make_int2(kvh * p.group + row, 0);
+  return make_int2(kvh * p.group + row / p.sq, row % p.sq);
+}
+
+// Element offset of query `q` (head, position) of batch b in the output.
+__device__ __forceinline__ int64_t out_offset(const Params& p, int b, int2 q) {
+  return b * p.o_stride[0] + q.x * p.o_stride[1] + q.y * p.o_stride[2];
+}
+
+// The first of query q's `n_chunks` slots of partials in device memory.
+__device__ __forceinline__ int64_t partial_slot(const Params& p, int b, int2 q, int n_chunks) {
+  return ((static_cast<int64_t>(b) * p.hq + q.x) * p.sq + q.y) * n_chunks;
+}
+
+// Four consecutive output elements from `offset` on.
+template <class T>
+__device__ __forceinline__ void store_out4(const Params& p, int64_t offset, float4 v) {
+  store_out<T>(p, offset, v.x);
+  store_out<T>(p, offset + 1, v.y);
+  store_out<T>(p, offset + 2, v.z);
+  store_out<T>(p, offset + 3, v.w);
+}
+
 constexpr int kDecodeStages = 3;
 // The most chunks one cluster merges (non-portable cluster sizes go to 16 on compute capability 9.0).
 constexpr int kDecodeClusterMax = 16;
@@ -337,7 +364,9 @@ __global__ void __launch_bounds__(kThreads)
   wait_for_producer();
   allow_dependents();
   // [stage][K, V][64-column block][kBlockN][64], then the query tile.
-  T* ring = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  // (Offsetting smem_raw itself, rather than rounding its address as an integer, keeps the pointers
+  // derived from it in the shared space, so their loads and stores compile to LDS / STS.)
+  T* ring = reinterpret_cast<T*>(smem_raw + (1024u - smem_addr(smem_raw) % 1024u) % 1024u);
   T* sq_tile = ring + kDecodeStages * 2 * kBlockN * D;
 
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
@@ -411,9 +440,9 @@ __global__ void __launch_bounds__(kThreads)
     const int r = idx / (D / 8), c = idx % (D / 8);
     uint4 val = make_uint4(0, 0, 0, 0);
     if (r < rows) {
-      const int qh = kvh * p.group + (r0 + r) / p.sq, qi = (r0 + r) % p.sq;
+      const int2 qr = row_query(p, kvh, r0 + r);
       val = *reinterpret_cast<const uint4*>(static_cast<const T*>(p.q) + b * p.q_stride[0] +
-                                            qh * p.q_stride[1] + qi * p.q_stride[2] + c * 8);
+                                            qr.x * p.q_stride[1] + qr.y * p.q_stride[2] + c * 8);
     }
     *reinterpret_cast<uint4*>(sq_tile + swizzle<D>(r, c * 8)) = val;
   }
@@ -428,8 +457,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int r = g + 8 * half;
-    row_q[half] = r < rows ? (r0 + r) % p.sq : -1;
-    row_h[half] = kvh * p.group + (r0 + r) / p.sq;
+    const int2 qr = row_query(p, kvh, r0 + r);
+    row_q[half] = r < rows ? qr.y : -1;
+    row_h[half] = qr.x;
   }
   // The lowest query position among this thread's rows (padding rows see every key).
   const int q_lo = min(row_q[0] < 0 ? INT_MAX / 2 : row_q[0], row_q[1] < 0 ? INT_MAX / 2 : row_q[1]);
@@ -446,10 +476,12 @@ __global__ void __launch_bounds__(kThreads)
       mbar_wait(smem_addr(&full[tile % kDecodeStages]), (tile / kDecodeStages) & 1);
       // Rows past the chunk's keys hold whatever the cache holds there: their scores are masked, but a
       // probability of 0 times a NaN left in V would still be NaN, so those V rows become zeros.
-      const int c = static_cast<int>(threadIdx.x) % (D / 8);
-      for (int r = static_cast<int>(threadIdx.x) / (D / 8); r < kBlockN; r += kThreads / (D / 8))
-        if (tile * kBlockN + r >= len)
-          *reinterpret_cast<uint4*>(vs + blocked_swizzle<kBlockN>(r, c * 8)) = uint4{};
+      if ((tile + 1) * kBlockN > len) {  // the last tile of a chunk cut short
+        const int c = static_cast<int>(threadIdx.x) % (D / 8);
+        for (int r = static_cast<int>(threadIdx.x) / (D / 8); r < kBlockN; r += kThreads / (D / 8))
+          if (tile * kBlockN + r >= len)
+            *reinterpret_cast<uint4*>(vs + blocked_swizzle<kBlockN>(r, c * 8)) = uint4{};
+      }
     } else {
       cp_async_wait<kDecodeStages - 2>();
     }
@@ -559,71 +591,81 @@ __global__ void __launch_bounds__(kThreads)
           make_float2(o[dt][2 * half], o[dt][2 * half + 1]);
   }
   __syncthreads();
-  for (int idx = static_cast<int>(threadIdx.x); idx < rows * D; idx += kThreads) {
-    const int r = idx / D, d = idx % D;
-    float mx = -INFINITY;
-    for (int w = 0; w < 4; ++w) mx = fmaxf(mx, s_m[w * kDecodeRows + r]);
-    float sum = 0.0f, a = 0.0f;
+  // Each thread merges four columns of a row: the four warps' maxima, sums and outputs, all loads at once.
+  for (int idx = static_cast<int>(threadIdx.x); idx < rows * D / 4; idx += kThreads) {
+    const int r = idx / (D / 4), d = idx % (D / 4) * 4;
+    float m[4], l[4];
+    float4 v[4];
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      m[w] = s_m[w * kDecodeRows + r];
+      l[w] = s_l[w * kDecodeRows + r];
+      v[w] = *reinterpret_cast<const float4*>(s_o + (w * kDecodeRows + r) * kMergeStride<D> + d);
+    }
+    const float mx = fmaxf(fmaxf(m[0], m[1]), fmaxf(m[2], m[3]));
+    float total = 0.0f;
+    float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
     if (mx != -INFINITY) {
+#pragma unroll
       for (int w = 0; w < 4; ++w) {
-        const float wt = fast_exp2(s_m[w * kDecodeRows + r] - mx);
-        sum += wt * s_l[w * kDecodeRows + r];
-        a += wt * s_o[(w * kDecodeRows + r) * kMergeStride<D> + d];
+        const float wt = fast_exp2(m[w] - mx);
+        total += wt * l[w];
+        a.x += wt * v[w].x, a.y += wt * v[w].y, a.z += wt * v[w].z, a.w += wt * v[w].w;
       }
     }
-    const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
+    const int2 qr = row_query(p, kvh, r0 + r);
     if (used == 1) {
-      store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
-                   sum > 0.0f ? a / sum : 0.0f);
+      const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+      store_out4<T>(p, out_offset(p, b, qr) + d, make_float4(a.x * inv, a.y * inv, a.z * inv, a.w * inv));
     } else if (split.cluster) {
-      c_acc[r * D + d] = a;
-      if (d == 0) c_ml[2 * r] = mx, c_ml[2 * r + 1] = sum;
+      *reinterpret_cast<float4*>(c_acc + r * D + d) = a;
+      if (d == 0) c_ml[2 * r] = mx, c_ml[2 * r + 1] = total;
     } else {
-      const int64_t slot = ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks + chunk;
-      split.part_acc[slot * D + d] = a;
-      if (d == 0) {
-        split.part_ml[2 * slot] = mx;
-        split.part_ml[2 * slot + 1] = sum;
-      }
+      const int64_t slot = partial_slot(p, b, qr, n_chunks) + chunk;
+      *reinterpret_cast<float4*>(split.part_acc + slot * D + d) = a;
+      if (d == 0) split.part_ml[2 * slot] = mx, split.part_ml[2 * slot + 1] = total;
     }
   }
 #ifdef MTL_DECODE_TMA
   if (split.cluster) {
     // Every chunk's partials are in its shared memory after the first barrier; the chunks in use (those
-    // past the keys have left) share the outputs, each reading all partials of its elements at once; the
-    // second barrier keeps every chunk's shared memory in place until the last read.
+    // past the keys have left) share the outputs, four columns per thread, each reading every chunk's
+    // maxima, sums and columns at once; the second barrier keeps every chunk's shared memory in place
+    // until the last read.
     cluster_sync();
     if (used > 1) {
-      for (int idx = chunk * kThreads + static_cast<int>(threadIdx.x); idx < rows * D;
+      for (int idx = chunk * kThreads + static_cast<int>(threadIdx.x); idx < rows * D / 4;
            idx += used * kThreads) {
-        const int r = idx / D, d = idx % D;
-        float m[kDecodeClusterMax], l[kDecodeClusterMax], a[kDecodeClusterMax];
+        const int r = idx / (D / 4), d = idx % (D / 4) * 4;
+        float m[kDecodeClusterMax], l[kDecodeClusterMax];
+        float4 v[kDecodeClusterMax];
 #pragma unroll
         for (int c = 0; c < kDecodeClusterMax; ++c) {
           if (c < used) {
             m[c] = ld_cluster(c_ml + 2 * r, c);
             l[c] = ld_cluster(c_ml + 2 * r + 1, c);
-            a[c] = ld_cluster(c_acc + r * D + d, c);
+            v[c] = ld_cluster4(c_acc + r * D + d, c);
           }
         }
         float mx = -INFINITY;
 #pragma unroll
         for (int c = 0; c < kDecodeClusterMax; ++c)
           if (c < used) mx = fmaxf(mx, m[c]);
-        float total = 0.0f, acc = 0.0f;
+        float total = 0.0f;
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
         if (mx != -INFINITY) {
 #pragma unroll
           for (int c = 0; c < kDecodeClusterMax; ++c) {
             if (c < used) {
               const float wt = fast_exp2(m[c] - mx);
               total += wt * l[c];
-              acc += wt * a[c];
+              a.x += wt * v[c].x, a.y += wt * v[c].y, a.z += wt * v[c].z, a.w += wt * v[c].w;
             }
           }
         }
-        const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
-        store_out<T>(p, b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d,
-                     total > 0.0f ? acc / total : 0.0f);
+        const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+        store_out4<T>(p, out_offset(p, b, row_query(p, kvh, r0 + r)) + d,
+                      make_float4(a.x * inv, a.y * inv, a.z * inv, a.w * inv));
       }
     }
     cluster_sync();
@@ -637,10 +679,7 @@ __global__ void __launch_bounds__(kThreads)
   // partials sit in L2, and a loop over chunks would wait on one round trip per chunk.
   if (!last_block_to_finish(split.counters + static_cast<int64_t>(blockIdx.z) * gridDim.y + blockIdx.y, used))
     return;
-  const auto slot_of = [&](int r) {
-    const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
-    return ((static_cast<int64_t>(b) * p.hq + h) * p.sq + i) * n_chunks;
-  };
+  const auto slot_of = [&](int r) { return partial_slot(p, b, row_query(p, kvh, r0 + r), n_chunks); };
   // Each chunk's max and sum, then per row the weight exp2(m_c - max) / total of every chunk.
   float* s_w = reinterpret_cast<float*>(ring);  // [chunk][row]
   float* s_sum = s_w + used * kDecodeRows;      // [chunk][row]
@@ -681,12 +720,8 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     const float inv = s_sum[r];
-    const int h = kvh * p.group + (r0 + r) / p.sq, i = (r0 + r) % p.sq;
-    const int64_t o = b * p.o_stride[0] + h * p.o_stride[1] + i * p.o_stride[2] + d;
-    store_out<T>(p, o, acc.x * inv);
-    store_out<T>(p, o + 1, acc.y * inv);
-    store_out<T>(p, o + 2, acc.z * inv);
-    store_out<T>(p, o + 3, acc.w * inv);
+    store_out4<T>(p, out_offset(p, b, row_query(p, kvh, r0 + r)) + d,
+                  make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv));
   }
 }
 

@@ -24,4 +24,17 @@ __device__ __forceinline__ float ld_cluster(const float* local, int rank) {
   return v;
 }
 
+/// The four floats at the same shared-memory location as `local` (16-byte aligned) in the cluster's CTA
+/// `rank`.
+__device__ __forceinline__ float4 ld_cluster4(const float* local, int rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(local)), "r"(rank));
+  float4 v;
+  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(remote)
+               : "memory");
+  return v;
+}
+
 }  // namespace metallic::cuda
