@@ -1,4 +1,4 @@
-// CUDA activations: each thread moves kPackUnroll 16-byte packs per operand (all loads issued before the
+// CUDA activations: each thread moves kStreamPacks 16-byte packs per operand (all loads issued before the
 // math), rows of [..., F] views spread over grid.y. Dense operands are treated as one long row; a row
 // tail shorter than a pack, or operands that are not 16-byte aligned, take the one-element path.
 #include "backend/activations.h"
@@ -10,13 +10,8 @@ namespace {
 
 using backend::Activation;
 
-constexpr int kThreads = 128;
-// Packs per thread and operand on the 16-byte path: f32 takes 2, which on an H200 ran its 16384 x 4096
-// unary cases about 2% faster than 4; the 16-bit types keep 4.
-// The one-element path takes kUnroll.
-template <class T>
-constexpr int kPackUnroll = sizeof(T) == 4 ? 2 : 4;
-constexpr int kUnroll = 4;
+constexpr int kThreads = kStreamThreads;
+constexpr int kUnroll = 4;  // elements per thread on the one-element path
 
 // x * sigmoid(x); the tanh GELU is x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u)), which costs one exp. The
 // reciprocal of an infinite denominator is 0, so large negative inputs give -0 and -inf gives NaN, as in
@@ -143,12 +138,13 @@ void launch(const Tensor& a, const Tensor& b, const Tensor& out) {
     for (int d = 0; d < p.rows.rank && vec; ++d) vec = p.rows.stride[k][d] % V == 0;
   }
   const int64_t packs = vec ? p.rows.len / V : p.rows.len;
-  const int unroll = vec ? kPackUnroll<T> : kUnroll;
+  const int unroll = vec ? kStreamPacks<T> : kUnroll;
   const int64_t xblocks = (packs + kThreads * unroll - 1) / (kThreads * unroll);
   const dim3 grid(static_cast<unsigned>(xblocks < 1 ? 1 : (xblocks > 65535 * 32 ? 65535 * 32 : xblocks)),
                   static_cast<unsigned>(p.rows.rows > 65535 ? 65535 : p.rows.rows));
   if (vec)
-    launch_dependent(activation_kernel<T, V, A, Gated, kPackUnroll<T>>, grid, kThreads, 0, stream_of(out), p);
+    launch_dependent(activation_kernel<T, V, A, Gated, kStreamPacks<T>>, grid, kThreads, 0, stream_of(out),
+                     p);
   else
     launch_dependent(activation_kernel<T, 1, A, Gated, kUnroll>, grid, kThreads, 0, stream_of(out), p);
 }
