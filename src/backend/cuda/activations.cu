@@ -127,7 +127,7 @@ void launch(const Tensor& a, const Tensor& b, const Tensor& out) {
   } else {
     p.rows = make_row_layout<3>(out.shape(), {&a, &b, &out});
   }
-  constexpr int V = kVec<T>;
+  constexpr int V = kVec<T>, P = kStreamPacks < T, Gated ? 2 : 1 > ;
   // Packs need 16-byte aligned row starts and unit columns; a row length that is not a whole number of
   // packs is fine only for a single row (its tail is the one-element loop).
   bool vec = p.rows.rows == 1 || p.rows.len % V == 0;
@@ -138,13 +138,12 @@ void launch(const Tensor& a, const Tensor& b, const Tensor& out) {
     for (int d = 0; d < p.rows.rank && vec; ++d) vec = p.rows.stride[k][d] % V == 0;
   }
   const int64_t packs = vec ? p.rows.len / V : p.rows.len;
-  const int unroll = vec ? kStreamPacks<T> : kUnroll;
+  const int unroll = vec ? P : kUnroll;
   const int64_t xblocks = (packs + kThreads * unroll - 1) / (kThreads * unroll);
   const dim3 grid(static_cast<unsigned>(xblocks < 1 ? 1 : (xblocks > 65535 * 32 ? 65535 * 32 : xblocks)),
                   static_cast<unsigned>(p.rows.rows > 65535 ? 65535 : p.rows.rows));
   if (vec)
-    launch_dependent(activation_kernel<T, V, A, Gated, kStreamPacks<T>>, grid, kThreads, 0, stream_of(out),
-                     p);
+    launch_dependent(activation_kernel<T, V, A, Gated, P>, grid, kThreads, 0, stream_of(out), p);
   else
     launch_dependent(activation_kernel<T, 1, A, Gated, kUnroll>, grid, kThreads, 0, stream_of(out), p);
 }

@@ -70,9 +70,9 @@ __device__ __forceinline__ void dense_packs(int64_t n, Load load, Store store) {
   }
 }
 
-// Packs per thread of a packed kernel whose widest element type is that of S or D.
-template <class S, class D>
-constexpr int kPacks = kStreamPacks<std::conditional_t<(sizeof(S) > sizeof(D)), S, D>>;
+// Packs per thread of a packed kernel whose widest element type is that of S or D, with `Inputs` inputs.
+template <class S, class D, int Inputs = 1>
+constexpr int kPacks = kStreamPacks<std::conditional_t<(sizeof(S) > sizeof(D)), S, D>, Inputs>;
 
 template <class S, class D, int W>
 __global__ void copy_packs_kernel(const S* src, D* dst, int64_t n) {
@@ -92,8 +92,8 @@ __global__ void copy_packs_kernel(const S* src, D* dst, int64_t n) {
 
 template <class T, int W>
 __global__ void binary_packs_kernel(BinaryOp op, const T* a, const T* b, T* out, int64_t n) {
-  Pack<T, W> va[kPacks<T, T>], vb[kPacks<T, T>];
-  dense_packs<W, kPacks<T, T>>(
+  Pack<T, W> va[kPacks<T, T, 2>], vb[kPacks<T, T, 2>];
+  dense_packs<W, kPacks<T, T, 2>>(
       n,
       [&](int k, int64_t j) {
         va[k] = load_pack<T, W>(a + j * W);
@@ -171,7 +171,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
     using T = decltype(tag);
     if (dense_same_shape({&a, &b, &out})) {
       constexpr int W = kVec<T>;
-      binary_packs_kernel<T, W><<<pack_blocks(n, W, kPacks<T, T>), kStreamThreads, 0, stream_of(out)>>>(
+      binary_packs_kernel<T, W><<<pack_blocks(n, W, kPacks<T, T, 2>), kStreamThreads, 0, stream_of(out)>>>(
           op, a.data_as<T>(), b.data_as<T>(), out.data_as<T>(), n);
       return;
     }
