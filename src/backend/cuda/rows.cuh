@@ -256,9 +256,8 @@ constexpr int kStreamThreads = 128;
 /// Packs per thread and operand in those kernels for `Inputs` input operands, all loads issued before the
 /// first store: 2, or 4 for one 16-bit input. On an H200 at 16384 x 4096, f32 SiLU ran about 2% faster
 /// than with 4; bf16 add 0.0925 ms against 0.0936 with 4 (1 and 8: 0.0936-0.0950), bf16 SwiGLU 0.0922 /
-/// 0.0923 against 0.0929; the
-/// packed copy and add, which had 256 threads of 4 packs, went from 0.95 to 0.99 of the copy bandwidth
-/// (f32 copy) and from 1.026 to 1.031 (f32 add).
+/// 0.0923 against 0.0929; the packed copy and add, which had 256 threads of 4 packs, went from 0.95 to
+/// 0.99 of the copy bandwidth (f32 copy) and from 1.026 to 1.031 (f32 add).
 template <class T, int Inputs = 1>
 constexpr int kStreamPacks = sizeof(T) == 4 || Inputs > 1 ? 2 : 4;
 
