@@ -127,7 +127,7 @@ void launch(const Tensor& a, const Tensor& b, const Tensor& out) {
   } else {
     p.rows = make_row_layout<3>(out.shape(), {&a, &b, &out});
   }
-  constexpr int V = kVec<T>, P = kStreamPacks < T, Gated ? 2 : 1 > ;
+  constexpr int V = kVec<T>, P = kStreamPacks<T, (Gated ? 2 : 1)>;
   // Packs need 16-byte aligned row starts and unit columns; a row length that is not a whole number of
   // packs is fine only for a single row (its tail is the one-element loop).
   bool vec = p.rows.rows == 1 || p.rows.len % V == 0;
