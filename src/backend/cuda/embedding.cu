@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "backend/cuda/launch.h"
+#include "backend/cuda/loads.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/matmul.h"
 #include "backend/scalar.h"
@@ -99,7 +100,7 @@ __global__ void __launch_bounds__(Threads)
 #pragma unroll
     for (int k = 0; k < Unroll; ++k) {
       const int64_t j = base + k * Threads;
-      r[k] = valid && j < vecs ? __ldg(row + j) : make_uint4(0, 0, 0, 0);
+      r[k] = valid && j < vecs ? ld_global<uint4>(row + j) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int k = 0; k < Unroll; ++k) {

@@ -51,7 +51,7 @@ template <class T>
 __device__ __forceinline__ void load_x8(const T* p, float (&f)[8]) {
   uint4 v[kVecs<T>];
 #pragma unroll
-  for (int i = 0; i < kVecs<T>; ++i) v[i] = __ldg(reinterpret_cast<const uint4*>(p) + i);
+  for (int i = 0; i < kVecs<T>; ++i) v[i] = ld_global<uint4>(reinterpret_cast<const uint4*>(p) + i);
   unpack8<T>(v, f);
 }
 

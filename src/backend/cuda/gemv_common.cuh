@@ -5,23 +5,10 @@
 
 #include <cstdint>
 
+#include "backend/cuda/loads.cuh"
 #include "backend/cuda/pdl.cuh"
 
 namespace metallic::cuda::gemv_detail {
-
-/// A 16-byte load that bypasses L1 allocation: weights are read exactly once. It is a coherent load: through
-/// the non-coherent path, weight rows that the kernel before had just written read stale under
-/// programmatic dependent launch even after the wait (LinearMisc.WeightWrittenByTheOpJustBefore on an H200:
-/// wrong rows in each of 10 runs, none with this load, at the same speed). It stays where it is written
-/// relative to wait_for_producer() (volatile): as a plain asm of its address alone it could be moved above
-/// the wait.
-__device__ __forceinline__ uint4 ld_stream(const void* p) {
-  uint4 v;
-  asm volatile("ld.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
 
 /// Chunks per row and step that keep 8 16-byte loads in flight per thread, where one chunk of every row of a
 /// block takes `loads` of them (1 when that is 8 or more).
@@ -55,6 +42,11 @@ __device__ __forceinline__ void stream_steps(int first, int end, int stride, con
       use(b, buf);
     }
   }
+}
+
+/// bias[n], or 0 without a bias.
+__device__ __forceinline__ float bias_at(const float* bias, int n) {
+  return bias ? ld_global<float>(bias + n) : 0.f;
 }
 
 /// The f16 in the low 16 bits of `bits` as a float.

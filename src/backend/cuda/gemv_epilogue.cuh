@@ -83,18 +83,18 @@ __device__ __forceinline__ void finish_block(const float (&acc)[R][MM], const fl
     if (m >= M) return;
     const RopeKvEpilogue& e = o.rope_kv;
     const int ra = e.row(blockIdx.x, r, R), rb = e.row(blockIdx.x, r + kOuts, R);
-    const float ya = scale * sum(tid) + (o.bias ? o.bias[ra] : 0.f);
-    const float yb = scale * sum(tid + kOuts * MM) + (o.bias ? o.bias[rb] : 0.f);
+    const float ya = scale * sum(tid) + bias_at(o.bias, ra);
+    const float yb = scale * sum(tid + kOuts * MM) + bias_at(o.bias, rb);
     e.store(m, ra / e.d, e.pair(blockIdx.x, r, R), ya, yb, inv_freq);
   } else if constexpr (Epi == Epilogue::SwiGLU) {
     const int half = N / 2;
     if (n >= half || m >= M) return;
-    const float gate = scale * sum(tid) + (o.bias ? o.bias[n] : 0.f);
-    const float up = scale * sum(tid + kOuts * MM) + (o.bias ? o.bias[half + n] : 0.f);
+    const float gate = scale * sum(tid) + bias_at(o.bias, n);
+    const float up = scale * sum(tid + kOuts * MM) + bias_at(o.bias, half + n);
     o.out[static_cast<int64_t>(m) * half + n] = T(swiglu_of(gate, up));
   } else {
     if (n >= N || m >= M) return;
-    float v = scale * sum(tid) + (o.bias ? o.bias[n] : 0.f);
+    float v = scale * sum(tid) + bias_at(o.bias, n);
     T* p = o.out + static_cast<int64_t>(m) * N + n;
     if constexpr (Epi == Epilogue::Accumulate) v += static_cast<float>(*p);
     *p = T(v);

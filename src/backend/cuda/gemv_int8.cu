@@ -46,8 +46,8 @@
 namespace metallic::cuda {
 namespace {
 
+using gemv_detail::bias_at;
 using gemv_detail::half_f;
-using gemv_detail::ld_stream;
 
 constexpr int kWarps = 4;  // warps per block
 constexpr int kRows = 2;   // weight rows per warp: x loads are shared by the rows (one row measured slower)
@@ -159,10 +159,10 @@ __device__ __forceinline__ X64 load_x64(const int8_t* xq, const float2* xs) {
   X64 x;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int4 v = __ldg(reinterpret_cast<const int4*>(xq) + i);
+    const int4 v = ld_global<int4>(reinterpret_cast<const int4*>(xq) + i);
     x.q[4 * i] = v.x, x.q[4 * i + 1] = v.y, x.q[4 * i + 2] = v.z, x.q[4 * i + 3] = v.w;
   }
-  x.s = __ldg(reinterpret_cast<const float4*>(xs));
+  x.s = ld_global<float4>(xs);
   return x;
 }
 
@@ -312,8 +312,8 @@ struct Q6_K {  // unit (half h, columns 8c..8c+7): the 4 runs of 8 elements 128h
     X x;
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
-      x.q[p] = __ldg(reinterpret_cast<const int2*>(xq + 32 * p));
-      x.d[p] = __ldg(&xs[p].x);
+      x.q[p] = ld_global<int2>(xq + 32 * p);
+      x.d[p] = ld_global<float>(&xs[p].x);
     }
     return x;
   }
@@ -415,15 +415,14 @@ __device__ __forceinline__ void write_group(float (&acc)[R][MM], int g, int lane
 #pragma unroll
     for (int m = 0; m < MM; ++m)
       if (lane == m % 32 && m < M)
-        rk.store(m, ra / rk.d, i, y[0][m] + (bias ? bias[ra] : 0.f), y[1][m] + (bias ? bias[rb] : 0.f),
-                 inv_freq);
+        rk.store(m, ra / rk.d, i, y[0][m] + bias_at(bias, ra), y[1][m] + bias_at(bias, rb), inv_freq);
     return;
   }
   if (e == LinearEpilogue::SwiGLU) {
     static_assert(R == 2, "SwiGLU pairs one gate row with one up row");
 #pragma unroll
     for (int m = 0; m < MM; ++m) {
-      const float gate = y[0][m] + (bias ? bias[g] : 0.f), up = y[1][m] + (bias ? bias[g + N] : 0.f);
+      const float gate = y[0][m] + bias_at(bias, g), up = y[1][m] + bias_at(bias, g + N);
       if (lane == m % 32 && g < N && m < M)
         out[static_cast<int64_t>(m) * N + g] = T(gemv_detail::swiglu_of(gate, up));
     }
@@ -435,7 +434,7 @@ __device__ __forceinline__ void write_group(float (&acc)[R][MM], int g, int lane
     for (int m = 0; m < MM; ++m) {
       const int n = g * R + r;
       if (lane == (r * MM + m) % 32 && n < N && m < M)
-        put(out, static_cast<int64_t>(m) * N + n, y[r][m] + (bias ? bias[n] : 0.f), e);
+        put(out, static_cast<int64_t>(m) * N + n, y[r][m] + bias_at(bias, n), e);
     }
 }
 
@@ -807,7 +806,7 @@ __global__ void __launch_bounds__(U::kWarps * 32)
     for (int t = threadIdx.x; t < MM * 32; t += blockDim.x) {
       const int m = t >> 5, l = t & 31, n = r0 + l;
       if (m >= M || n >= N) continue;
-      float v = bias ? bias[n] : 0.f;
+      float v = bias_at(bias, n);
 #pragma unroll
       for (int i = 0; i < U::kWarps; ++i) v += part[(i * MM + m) * 32 + l];
       put(out, static_cast<int64_t>(m) * N + n, v, e);
@@ -901,7 +900,8 @@ __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kerne
 #pragma unroll
         for (int v = 0; v < V; ++v)
           st.q[j][r][v] = b < blocks ? ld_stream(g + 16 + QB * (b & 7) + 16 * v) : make_uint4(0, 0, 0, 0);
-        st.d[j][r] = b < blocks ? __ldg(reinterpret_cast<const unsigned short*>(g) + (b & 7)) : 0u;
+        st.d[j][r] =
+            b < blocks ? ld_global<unsigned short>(reinterpret_cast<const unsigned short*>(g) + (b & 7)) : 0u;
       }
     }
   };
@@ -917,7 +917,7 @@ __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kerne
       for (int m = 0; m < MM; ++m) {
         const int mr = min(m, M - 1);  // rows of x past M repeat the last; their sums are dropped
         const auto* xp = reinterpret_cast<const int4*>(a.xq + mr * static_cast<int64_t>(a.Kp) + kXBlock * b);
-        const X32 x{__ldg(xp), __ldg(xp + 1), __ldg(a.xs + mr * lds + b)};
+        const X32 x{ld_global<int4>(xp), ld_global<int4>(xp + 1), ld_global<float2>(a.xs + mr * lds + b)};
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[r][m] += grouped_dot<QB>(st.q[j][r], dw[r], x);
       }

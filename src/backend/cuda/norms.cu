@@ -166,9 +166,9 @@ __global__ void __launch_bounds__(kMaxRowThreads, norm_min_blocks<T, K, Full>())
 #pragma unroll
     for (int e = 0; e < W; ++e) y[e] = (y[e] - mean) * inv;
     if (has_weight) {
-      widen(load_pack_ro<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride)), w);
+      widen(load_pack<Wt, W>(p.weight + j * W * (W > 1 ? 1 : p.weight_stride)), w);
       if (has_bias) {
-        widen(load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride)), b);
+        widen(load_pack<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride)), b);
 #pragma unroll
         for (int e = 0; e < W; ++e) y[e] = fmaf(y[e], w[e], b[e]);
       } else {
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kMaxRowThreads, norm_min_blocks<T, K, Full>())
         for (int e = 0; e < W; ++e) y[e] *= w[e];
       }
     } else if (has_bias) {
-      widen(load_pack_ro<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride)), b);
+      widen(load_pack<Wt, W>(p.bias + j * W * (W > 1 ? 1 : p.bias_stride)), b);
 #pragma unroll
       for (int e = 0; e < W; ++e) y[e] += b[e];
     }

@@ -1,8 +1,9 @@
 // Programmatic dependent launch (Hopper): a kernel launched this way may start while the kernel before it on
 // the stream finishes, so a decode step's short kernels overlap their launch and prologue with their
 // predecessor's tail. Every such kernel calls wait_for_producer() before it reads what earlier kernels
-// wrote and before it writes anything; on older GPUs, and while kProgrammaticLaunch is off, both sides
-// fall back to plain stream order.
+// wrote and before it writes anything, and never reads through the non-coherent path (see
+// loads.cuh); on older GPUs both sides fall back to plain stream order. (7B-shape decode on an H200, against
+// plain stream order: q4_0 645.0 against 547.0 tok/s, q8_0 428.5 against 393.1, f16 259.2 against 253.3.)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -27,17 +28,8 @@ __device__ __forceinline__ void allow_dependents() {
 #endif
 }
 
-/// Whether launch_dependent() launches kernels as programmatic dependents. Off: with it on, greedy decoding
-/// on an H200 left the CPU reference within a few tokens, differently from run to run (synthetic
-/// Qwen2.5-shape 0.5B f16 and q4_0, 7B q4_0 and q8_0 files), and with it off matched the reference token
-/// for token; which read overtakes its producer is not known yet. The kernels keep their wait and trigger
-/// points, which are no-ops without it. (Its speed, for when it is right: 7B q4_0 decode 643.3 against
-/// 565.6 tok/s, 0.5B q4_0 1477.5 against 1174.0.)
-constexpr bool kProgrammaticLaunch = false;
-
-/// Launches `kernel` <<<grid, block, smem, s>>>, as a programmatic dependent of the previous kernel on `s`
-/// under kProgrammaticLaunch, in clusters of `cluster_x` CTAs along x when that is more than 1 (compute
-/// capability 9.0).
+/// Launches `kernel` <<<grid, block, smem, s>>>, as a programmatic dependent of the previous kernel on `s`,
+/// in clusters of `cluster_x` CTAs along x when that is more than 1 (compute capability 9.0).
 template <class... P, class... A>
 void launch_dependent_clustered(unsigned cluster_x, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem,
                                 cudaStream_t s, A... args) {
@@ -47,11 +39,9 @@ void launch_dependent_clustered(unsigned cluster_x, void (*kernel)(P...), dim3 g
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cudaLaunchAttribute attr[2];
-  unsigned n = 0;
-  if (kProgrammaticLaunch) {
-    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[n++].val.programmaticStreamSerializationAllowed = 1;
-  }
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  unsigned n = 1;
   if (cluster_x > 1) {
     attr[n].id = cudaLaunchAttributeClusterDimension;
     attr[n++].val.clusterDim = {cluster_x, 1, 1};
@@ -61,8 +51,7 @@ void launch_dependent_clustered(unsigned cluster_x, void (*kernel)(P...), dim3 g
   MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
 }
 
-/// Launches `kernel` <<<grid, block, smem, s>>> (a programmatic dependent of the previous kernel on `s` under
-/// kProgrammaticLaunch).
+/// Launches `kernel` <<<grid, block, smem, s>>> as a programmatic dependent of the previous kernel on `s`.
 template <class... P, class... A>
 void launch_dependent(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {
   launch_dependent_clustered(1, kernel, grid, block, smem, s, args...);

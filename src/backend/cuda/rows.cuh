@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "backend/cuda/launch.h"
+#include "backend/cuda/loads.cuh"
 #include "backend/scalar.h"
 
 namespace metallic::cuda {
@@ -118,27 +119,15 @@ struct PackWords {
   using type = typename Word<kWordBytes>::type;
 };
 
-/// Loads the pack at `p` (W == 1: one element).
+/// Loads the pack at `p` (W == 1: one element) with coherent loads (loads.cuh).
 template <class T, int W>
 __device__ __forceinline__ Pack<T, W> load_pack(const T* p) {
   using Words = PackWords<T, W>;
   Pack<T, W> r;
 #pragma unroll
   for (int i = 0; i < Words::kCount; ++i)
-    reinterpret_cast<typename Words::type*>(&r)[i] = reinterpret_cast<const typename Words::type*>(p)[i];
-  return r;
-}
-
-/// Loads the pack at `p` through the read-only data cache: for operands no thread of the kernel writes
-/// (weights shared by every row), which then stay in L1 while the streamed rows pass by.
-template <class T, int W>
-__device__ __forceinline__ Pack<T, W> load_pack_ro(const T* p) {
-  using Words = PackWords<T, W>;
-  Pack<T, W> r;
-#pragma unroll
-  for (int i = 0; i < Words::kCount; ++i)
     reinterpret_cast<typename Words::type*>(&r)[i] =
-        __ldg(reinterpret_cast<const typename Words::type*>(p) + i);
+        ld_global<typename Words::type>(reinterpret_cast<const typename Words::type*>(p) + i);
   return r;
 }
 
