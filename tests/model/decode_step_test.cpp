@@ -73,8 +73,8 @@ TEST_P(Decoding, SameSeedSameTokensAndOverflowIsAnError) {
 INSTANTIATE_TEST_SUITE_P(Cpu, Decoding, ::testing::Values(Device::cpu()));
 INSTANTIATE_TEST_SUITE_P(Cuda, Decoding, ::testing::Values(Device::cuda()));
 
-// Greedy decoding of a model in a real model's shapes (synthetic Qwen2.5-0.5B, f16, the `metallic synth`
-// default seed) on the device under test against the CPU. When the CUDA kernels, launched as programmatic
+// Greedy decoding of models in a real model's shapes (synthetic Qwen2.5-0.5B, the `metallic synth` default
+// seed) on the device under test against the CPU. When the CUDA kernels, launched as programmatic
 // dependents, read x through the non-coherent path, they left the CPU's tokens within a few steps at this
 // size (differently from run to run), which the tiny models above never showed.
 class DecodingAtScale : public test::BackendTest {};
