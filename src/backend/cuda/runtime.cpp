@@ -1,5 +1,7 @@
 #include "backend/runtime.h"
 
+#include <algorithm>
+
 #include "backend/cuda/check.h"
 
 namespace metallic::backend {
@@ -22,8 +24,11 @@ class CudaRuntime final : public Runtime {
   void* allocate(const Device& device, size_t bytes, void* stream) const override {
     use_device(device);
     void* p = nullptr;
+    // Whole 16-byte vectors: kernels load the aligned vectors that hold any byte of a row (block-quantized
+    // rows need not start or end on 16 bytes), so the last one may run up to 15 bytes past the data.
+    const size_t padded = (std::max<size_t>(bytes, 1) + 15) / 16 * 16;
     // Stream-ordered allocation: no device-wide synchronisation on free, unlike cudaFree.
-    const cudaError_t status = cudaMallocAsync(&p, bytes == 0 ? 1 : bytes, static_cast<cudaStream_t>(stream));
+    const cudaError_t status = cudaMallocAsync(&p, padded, static_cast<cudaStream_t>(stream));
     if (status == cudaErrorMemoryAllocation) {
       cudaGetLastError();
       size_t free_bytes = 0, total = 0;
