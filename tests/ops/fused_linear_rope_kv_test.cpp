@@ -244,7 +244,7 @@ std::string param_name(const ::testing::TestParamInfo<Param>& p) {
   ::testing::Values(Param{dev, DType::F32, DType::F32}, Param{dev, DType::F16, DType::F32},     \
                     Param{dev, DType::BF16, DType::BF16}, Param{dev, DType::F16, DType::F16},   \
                     Param{dev, DType::Q8_0, DType::F32}, Param{dev, DType::Q4_0X8, DType::F32}, \
-                    Param{dev, DType::Q8_0X8, DType::F16})
+                    Param{dev, DType::Q8_0X8, DType::F16}, Param{dev, DType::Q4_K, DType::BF16})
 
 INSTANTIATE_TEST_SUITE_P(Cpu, FusedLinearRopeKv, MTL_ROPE_KV_PARAMS(Device::cpu()), param_name);
 INSTANTIATE_TEST_SUITE_P(Cuda, FusedLinearRopeKv, MTL_ROPE_KV_PARAMS(Device::cuda()), param_name);
