@@ -80,10 +80,10 @@ INSTANTIATE_TEST_SUITE_P(Cuda, Decoding, ::testing::Values(Device::cuda()));
 class DecodingAtScale : public test::BackendTest {};
 
 TEST_P(DecodingAtScale, GreedyTokensMatchTheCpu) {
+  const auto host = Context::create(Device::cpu());
   // f16 takes the dense GEMVs, q4_0 the grouped integer ones behind the kernel that rounds x to 8 bits.
   for (const DType type : {DType::F16, DType::Q4_0}) {
     const auto file = synthetic_model(SyntheticSpec::preset("qwen2.5-0.5b"), uniform_weight_type(type), 1);
-    const auto host = Context::create(Device::cpu());
     const std::shared_ptr<Model> device_model = Model::load(file, ctx), cpu_model = Model::load(file, host);
     SamplingOptions greedy;
     greedy.temperature = 0;

@@ -174,10 +174,9 @@ TEST_P(Linear, GemvWholeRowTiles) {
 }
 
 TEST_P(Linear, InputWrittenByTheOpJustBefore) {
-  // x is rewritten each round by an RMSNorm (under programmatic launch, a kernel that lets its dependents
-  // launch before it ends) while the product before still holds x's old values in its caches: every product
-  // must see x as the norm just wrote it. One row and four rows of x take different kernels; no round waits
-  // for the one before.
+  // x is rewritten each round by an RMSNorm (a kernel that lets its dependents launch before it ends) while
+  // the product before still holds x's old values in its caches: every product must see x as the norm just
+  // wrote it. One row and four rows of x take different kernels; no round waits for the one before.
   const auto [dev, wt, xt] = GetParam();
   const int64_t k = 2048, n = 2048, rounds = 4;
   std::vector<float> wdeq;

@@ -138,9 +138,9 @@ TEST_P(Norms, LayerNormMatchesDoubleReference) {
 }
 
 TEST_P(Norms, WeightWrittenByTheOpJustBefore) {
-  // The weight is rewritten each round by an RMSNorm over one row (under programmatic launch, a kernel that
-  // lets its dependents launch before it ends) while the norm before still holds the old weight in its
-  // caches. Rounds alternate layer_norm and rms_norm; no round waits for the one before.
+  // The weight is rewritten each round by an RMSNorm over one row (a kernel that lets its dependents launch
+  // before it ends) while the norm before still holds the old weight in its caches. Rounds alternate
+  // layer_norm and rms_norm; no round waits for the one before.
   const int64_t rows = 1024, h = 4096, rounds = 6;
   const auto [x, vx] = input({rows, h}, 50, dtype());
   const auto [g, vg] = input({h}, 51, dtype(), 0.5f, 1.5f);

@@ -325,6 +325,37 @@ __device__ __forceinline__ void store_out4(const Params& p, int64_t offset, floa
   store_out<T>(p, offset + 3, v.w);
 }
 
+// `used` of N flash partials (row maxima m and sums l in the exp2 domain, four output columns v each)
+// merged: the common maximum, the sum and the four columns, each partial weighted by exp2(m - max).
+struct Merged {
+  float mx, total;
+  float4 acc;
+};
+template <int N>
+__device__ __forceinline__ Merged merge_partials(const float (&m)[N], const float (&l)[N],
+                                                 const float4 (&v)[N], int used) {
+  Merged r{-INFINITY, 0.0f, make_float4(0.f, 0.f, 0.f, 0.f)};
+#pragma unroll
+  for (int c = 0; c < N; ++c)
+    if (c < used) r.mx = fmaxf(r.mx, m[c]);
+  if (r.mx == -INFINITY) return r;
+#pragma unroll
+  for (int c = 0; c < N; ++c) {
+    if (c < used) {
+      const float wt = fast_exp2(m[c] - r.mx);
+      r.total += wt * l[c];
+      r.acc.x += wt * v[c].x, r.acc.y += wt * v[c].y, r.acc.z += wt * v[c].z, r.acc.w += wt * v[c].w;
+    }
+  }
+  return r;
+}
+
+// The merged columns divided by the sum (zeros for a row that saw no key).
+__device__ __forceinline__ float4 normalized(const Merged& r) {
+  const float inv = r.total > 0.0f ? 1.0f / r.total : 0.0f;
+  return make_float4(r.acc.x * inv, r.acc.y * inv, r.acc.z * inv, r.acc.w * inv);
+}
+
 constexpr int kDecodeStages = 3;
 // The most chunks one cluster merges (non-portable cluster sizes go to 16 on compute capability 9.0).
 constexpr int kDecodeClusterMax = 16;
@@ -602,28 +633,17 @@ __global__ void __launch_bounds__(kThreads)
       l[w] = s_l[w * kDecodeRows + r];
       v[w] = *reinterpret_cast<const float4*>(s_o + (w * kDecodeRows + r) * kMergeStride<D> + d);
     }
-    const float mx = fmaxf(fmaxf(m[0], m[1]), fmaxf(m[2], m[3]));
-    float total = 0.0f;
-    float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (mx != -INFINITY) {
-#pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        const float wt = fast_exp2(m[w] - mx);
-        total += wt * l[w];
-        a.x += wt * v[w].x, a.y += wt * v[w].y, a.z += wt * v[w].z, a.w += wt * v[w].w;
-      }
-    }
+    const Merged mg = merge_partials(m, l, v, 4);
     const int2 qr = row_query(p, kvh, r0 + r);
     if (used == 1) {
-      const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-      store_out4<T>(p, out_offset(p, b, qr) + d, make_float4(a.x * inv, a.y * inv, a.z * inv, a.w * inv));
+      store_out4<T>(p, out_offset(p, b, qr) + d, normalized(mg));
     } else if (split.cluster) {
-      *reinterpret_cast<float4*>(c_acc + r * D + d) = a;
-      if (d == 0) c_ml[2 * r] = mx, c_ml[2 * r + 1] = total;
+      *reinterpret_cast<float4*>(c_acc + r * D + d) = mg.acc;
+      if (d == 0) c_ml[2 * r] = mg.mx, c_ml[2 * r + 1] = mg.total;
     } else {
       const int64_t slot = partial_slot(p, b, qr, n_chunks) + chunk;
-      *reinterpret_cast<float4*>(split.part_acc + slot * D + d) = a;
-      if (d == 0) split.part_ml[2 * slot] = mx, split.part_ml[2 * slot + 1] = total;
+      *reinterpret_cast<float4*>(split.part_acc + slot * D + d) = mg.acc;
+      if (d == 0) split.part_ml[2 * slot] = mg.mx, split.part_ml[2 * slot + 1] = mg.total;
     }
   }
 #ifdef MTL_DECODE_TMA
@@ -647,25 +667,8 @@ __global__ void __launch_bounds__(kThreads)
             v[c] = ld_cluster4(c_acc + r * D + d, c);
           }
         }
-        float mx = -INFINITY;
-#pragma unroll
-        for (int c = 0; c < kDecodeClusterMax; ++c)
-          if (c < used) mx = fmaxf(mx, m[c]);
-        float total = 0.0f;
-        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (mx != -INFINITY) {
-#pragma unroll
-          for (int c = 0; c < kDecodeClusterMax; ++c) {
-            if (c < used) {
-              const float wt = fast_exp2(m[c] - mx);
-              total += wt * l[c];
-              a.x += wt * v[c].x, a.y += wt * v[c].y, a.z += wt * v[c].z, a.w += wt * v[c].w;
-            }
-          }
-        }
-        const float inv = total > 0.0f ? 1.0f / total : 0.0f;
         store_out4<T>(p, out_offset(p, b, row_query(p, kvh, r0 + r)) + d,
-                      make_float4(a.x * inv, a.y * inv, a.z * inv, a.w * inv));
+                      normalized(merge_partials(m, l, v, used)));
       }
     }
     cluster_sync();

@@ -15,20 +15,24 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
-/// The float at the same shared-memory location as `local` in the cluster's CTA `rank`.
-__device__ __forceinline__ float ld_cluster(const float* local, int rank) {
+/// The cluster shared-memory address of the location `local` has in the cluster's CTA `rank`.
+__device__ __forceinline__ uint32_t cluster_addr(const float* local, int rank) {
   uint32_t remote;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(local)), "r"(rank));
+  return remote;
+}
+
+/// The float at the same shared-memory location as `local` in the cluster's CTA `rank`.
+__device__ __forceinline__ float ld_cluster(const float* local, int rank) {
   float v;
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(cluster_addr(local, rank)) : "memory");
   return v;
 }
 
 /// The four floats at the same shared-memory location as `local` (16-byte aligned) in the cluster's CTA
 /// `rank`.
 __device__ __forceinline__ float4 ld_cluster4(const float* local, int rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(smem_addr(local)), "r"(rank));
+  const uint32_t remote = cluster_addr(local, rank);
   float4 v;
   asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
                : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)

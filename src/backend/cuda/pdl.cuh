@@ -28,7 +28,7 @@ __device__ __forceinline__ void allow_dependents() {
 #endif
 }
 
-/// Launches `kernel` <<<grid, block, smem, s>>>, as a programmatic dependent of the previous kernel on `s`,
+/// Launches `kernel` <<<grid, block, smem, s>>> as a programmatic dependent of the previous kernel on `s`,
 /// in clusters of `cluster_x` CTAs along x when that is more than 1 (compute capability 9.0).
 template <class... P, class... A>
 void launch_dependent_clustered(unsigned cluster_x, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem,
@@ -41,13 +41,12 @@ void launch_dependent_clustered(unsigned cluster_x, void (*kernel)(P...), dim3 g
   cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
-  unsigned n = 1;
-  if (cluster_x > 1) {
-    attr[n].id = cudaLaunchAttributeClusterDimension;
-    attr[n++].val.clusterDim = {cluster_x, 1, 1};
-  }
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = cluster_x;
+  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = n;
+  cfg.numAttrs = cluster_x > 1 ? 2 : 1;
   MTL_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
 }
 
