@@ -81,24 +81,24 @@ class DecodingAtScale : public test::BackendTest {};
 
 TEST_P(DecodingAtScale, GreedyTokensMatchTheCpu) {
   const auto host = Context::create(Device::cpu());
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  const std::vector<int32_t> prompt{1, 2, 3, 4, 5};
+  const auto decode = [&](const std::shared_ptr<Model>& m) {
+    DecodeStep step(m, greedy);
+    KVCache cache = m->make_cache(32);
+    std::vector<int32_t> history = prompt, out;
+    out.push_back(step.sample(m->forward(prompt, cache), history));
+    while (out.size() < 12) {
+      history.push_back(out.back());
+      out.push_back(step.next(out.back(), history, cache));
+    }
+    return out;
+  };
   // f16 takes the dense GEMVs, q4_0 the grouped integer ones behind the kernel that rounds x to 8 bits.
   for (const DType type : {DType::F16, DType::Q4_0}) {
     const auto file = synthetic_model(SyntheticSpec::preset("qwen2.5-0.5b"), uniform_weight_type(type), 1);
     const std::shared_ptr<Model> device_model = Model::load(file, ctx), cpu_model = Model::load(file, host);
-    SamplingOptions greedy;
-    greedy.temperature = 0;
-    const std::vector<int32_t> prompt{1, 2, 3, 4, 5};
-    const auto decode = [&](const std::shared_ptr<Model>& m) {
-      DecodeStep step(m, greedy);
-      KVCache cache = m->make_cache(32);
-      std::vector<int32_t> history = prompt, out;
-      out.push_back(step.sample(m->forward(prompt, cache), history));
-      while (out.size() < 12) {
-        history.push_back(out.back());
-        out.push_back(step.next(out.back(), history, cache));
-      }
-      return out;
-    };
     const std::vector<int32_t> want = decode(cpu_model);
     EXPECT_EQ(decode(device_model), want) << name(type);
     EXPECT_EQ(decode(device_model), want) << name(type) << ", replaying the captured step";

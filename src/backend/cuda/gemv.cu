@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const int r = tid >> 3, m = tid & 7, n = row0 + r;
   const float v = part[0][r][m] + part[1][r][m] + part[2][r][m] + part[3][r][m];
-  if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = E(v + (bias ? bias[n] : 0.f));
+  if (n < N && m < M) out[static_cast<int64_t>(m) * N + n] = E(v + bias_at(bias, n));
 }
 
 template <class T, int MM, int R, bool Norm, Epilogue Epi, bool Ahead = false>
