@@ -7,7 +7,7 @@
 //   and a shared-memory sum joins the warps' partial dot products. Once its loads have returned, a block
 //   lets the next kernel launch, so that kernel's own weight loads overlap this one's reductions. A plain
 //   product whose rows fit one wave of 8-row blocks takes those instead, each issuing its next step's
-//   loads before it uses the current ones, and one whose rows are at most four steps long takes 8-row
+//   loads before it uses the current ones, and one whose rows are at most four steps long takes 6-row
 //   blocks that wait for each step in turn;
 // - the fused forms of fused_linear (RMSNorm of x before, residual add or SwiGLU after) for dense weights,
 //   and the q/k/v projection's RoPE and cache writes after (rope_kv_epilogue.cuh);
@@ -289,11 +289,13 @@ bool eight_rows_ahead(const Tensor& w) {
   return blocks >= sms && blocks <= resident;
 }
 
-// True when one row of x against 16-bit w (a plain product, no fusion) takes blocks of 8 rows without
-// steps ahead: rows of at most four steps (K <= 4096), too many for one wave of the blocks above. Measured
-// on an H200 against the blocks of 4 rows below, in the same process as PyTorch: bf16 1x4096x11008 0.857 /
-// 0.861 of copy against 0.840 / 0.843 (PyTorch 0.831 / 0.833); 1x3584x18944 0.928 / 0.934 against 0.929.
-bool eight_rows_in_turn(const Tensor& w, int64_t row_vectors) {
+// True when one row of x against 16-bit w (a plain product, no fusion) takes blocks of 6 rows that wait for
+// each step in turn: rows of at most four steps (K <= 4096), too many for one wave of the blocks above.
+// Measured on an H200 in the same process as PyTorch, three weight buffers each, bf16 1x4096x11008: 6 rows
+// 0.860 / 0.870 / 0.874 of copy, the 4-row blocks below 0.828 / 0.817 / 0.835, 8 rows 0.843 / 0.825 /
+// 0.838, 5 or 7 rows 0.844-0.870, PyTorch 0.817 / 0.766 / 0.777; 1x3584x18944: 6 rows 0.935-0.938, 4 rows
+// 0.906-0.911.
+bool six_rows_in_turn(const Tensor& w, int64_t row_vectors) {
   return w.dtype() != DType::F32 && row_vectors <= 4 * kThreads;
 }
 
@@ -307,8 +309,8 @@ void launch_rows(const Tensor& x, const Tensor& w, int64_t row_bytes, const floa
   if constexpr (!Norm && Epi == Epilogue::Store) {
     if (m == 1 && eight_rows_ahead<T>(w))
       return launch<T, 1, 8, false, Epi, true>(x, w, row_bytes, bias, f, out, s);
-    if (m == 1 && eight_rows_in_turn(w, row_vectors))
-      return launch<T, 1, 8, false, Epi>(x, w, row_bytes, bias, f, out, s);
+    if (m == 1 && six_rows_in_turn(w, row_vectors))
+      return launch<T, 1, 6, false, Epi>(x, w, row_bytes, bias, f, out, s);
   }
   if (m == 1) {
     switch (single_row_block_rows(row_vectors, w.dim(0))) {
