@@ -215,6 +215,14 @@ TEST_P(FusedLinear, WholeUnitsWideAndNarrow) {
   }
 }
 
+TEST_P(FusedLinear, ManyRowsOneRowOfX) {
+  // More than 8192 weight rows against one row of x: Q4_0X8 blocks take several row groups in turn, under
+  // every epilogue (SwiGLU pairs 4100 gate rows with their up rows).
+  uint32_t seed = 500;
+  for (const LinearEpilogue e : {LinearEpilogue::Store, LinearEpilogue::Accumulate, LinearEpilogue::SwiGLU})
+    run_case({1, 512, 8200, true, true, true, e, seed++});
+}
+
 TEST_P(FusedLinear, LargeK) {
   run_case({1, 9216, 20, true, true, false, LinearEpilogue::SwiGLU, 300});
   run_case({3, 9216, 21, true, false, true, LinearEpilogue::Accumulate, 301});

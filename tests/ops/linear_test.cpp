@@ -215,6 +215,13 @@ TEST_P(Linear, LongRowsFourPerBlock) {
   run_case(1, 9216, 2050, false, 19);
 }
 
+TEST_P(Linear, ManyRowsOneRowOfX) {
+  // One row of x against more than 8192 rows, not a multiple of 16: Q4_0X8 blocks take four groups of 4
+  // rows in turn (the last block fewer); 16-bit rows of at most four steps take blocks of 6 rows.
+  run_case(1, 512, 8200, true, 15);
+  run_case(1, 2048, 8203, false, 16);
+}
+
 TEST_P(Linear, LargeK) {
   // K beyond one staged chunk of x.
   run_case(1, 9216, 20, false, 7);

@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) gemv_dense(DenseArgs<T> a) {
       [&](int c0, const DenseStep<E, R>& st) {
         dense_step<E, T, MM, R, Norm>(st.w, c0, chunks, a, acc, ss);
       });
-  finish_block<T, MM, R, Norm, Epi, true>(acc, ss, a.K, a.eps, a.o, inv_freq);
+  finish_block<T, MM, R, Norm, Epi, true>(acc, ss, a.K, a.eps, a.o, inv_freq, blockIdx.x);
 }
 
 // ---- same-dtype f16/bf16 x and W, 3 to 8 rows of x: tensor cores -----------------------------------------

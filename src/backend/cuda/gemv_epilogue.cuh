@@ -50,11 +50,12 @@ __device__ __forceinline__ double pair_inv_freq(const GemvOut<T>& o, int tid) {
 }
 
 /// With Trigger, lets the next kernel launch (every weight load has returned); sums acc [R][MM] (and with
-/// Norm the row sums of x^2 in ss, over K elements) across the block and writes the outputs of block
-/// blockIdx.x.
+/// Norm the row sums of x^2 in ss, over K elements) across the block and writes the outputs of row group
+/// `block` (blockIdx.x unless the block takes several). A block that calls it again must sync its threads
+/// first: every call shares one shared-memory buffer.
 template <class T, int MM, int R, bool Norm, Epilogue Epi, bool Trigger>
 __device__ __forceinline__ void finish_block(const float (&acc)[R][MM], const float (&ss)[MM], int K,
-                                             float eps, const GemvOut<T>& o, double inv_freq) {
+                                             float eps, const GemvOut<T>& o, double inv_freq, int block) {
   constexpr int kOuts = kOutsOf<R, Epi>, kWarps = kBlockThreads / 32;
   static_assert(kOuts * 2 == R || kOuts == R, "SwiGLU and RopeKv pair rows");
   if constexpr (Trigger) allow_dependents();
@@ -70,7 +71,7 @@ __device__ __forceinline__ void finish_block(const float (&acc)[R][MM], const fl
   }
   __syncthreads();
   if (tid >= kOuts * MM) return;
-  const int r = tid / MM, m = tid % MM, n = blockIdx.x * kOuts + r, M = o.M, N = o.N;
+  const int r = tid / MM, m = tid % MM, n = block * kOuts + r, M = o.M, N = o.N;
   const auto sum = [&](int i) {
     float v = 0.f;
 #pragma unroll
@@ -82,10 +83,10 @@ __device__ __forceinline__ void finish_block(const float (&acc)[R][MM], const fl
   if constexpr (Epi == Epilogue::RopeKv) {
     if (m >= M) return;
     const RopeKvEpilogue& e = o.rope_kv;
-    const int ra = e.row(blockIdx.x, r, R), rb = e.row(blockIdx.x, r + kOuts, R);
+    const int ra = e.row(block, r, R), rb = e.row(block, r + kOuts, R);
     const float ya = scale * sum(tid) + bias_at(o.bias, ra);
     const float yb = scale * sum(tid + kOuts * MM) + bias_at(o.bias, rb);
-    e.store(m, ra / e.d, e.pair(blockIdx.x, r, R), ya, yb, inv_freq);
+    e.store(m, ra / e.d, e.pair(block, r, R), ya, yb, inv_freq);
   } else if constexpr (Epi == Epilogue::SwiGLU) {
     const int half = N / 2;
     if (n >= half || m >= M) return;
