@@ -42,6 +42,9 @@ class Harness {
   double gemm_tflops() const { return gemm_tflops_; }
   /// Measures both (called once by main before the cases).
   void calibrate();
+  /// Ends a case (called by main after each): waits for its work, empties the context's arena and returns
+  /// the device memory its freed tensors held, so that the next case allocates freshly mapped memory.
+  void end_case();
 
  private:
   std::shared_ptr<Context> ctx_;

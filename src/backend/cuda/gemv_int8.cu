@@ -875,8 +875,8 @@ struct GroupedStep {
   uint32_t d[U][R];
 };
 
-// With G > 1 (one row of x, rows of one step, not RoPE) block b takes the row groups b, b + gridDim.x, ...,
-// G of them, each group's loads issued before the group before is used.
+// With G > 1 (one row of x, rows of at most one step, not RoPE) block b takes the row groups b,
+// b + gridDim.x, ..., G of them, each group's loads issued before the group before is used.
 template <int QB, class T, int MM, int R, gemv_detail::Epilogue Epi, int U = kGroupedUnroll<QB, R>,
           bool Ahead = false, int G = 1>
 __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kernel(GroupedArgs<T> a) {
@@ -947,7 +947,7 @@ __global__ void __launch_bounds__(gemv_detail::kBlockThreads) gemv_grouped_kerne
         load(tid, next);
       }
       use(tid, cur);
-      if (j > 0) __syncthreads();
+      if (j > 0) __syncthreads();  // the group before has read its sums out of finish_block's buffer
       finish_block<T, MM, R, false, Epi, false>(acc, unused, a.K, 0.f, a.o, inv_freq, group);
 #pragma unroll
       for (int r = 0; r < R; ++r)
